@@ -1,0 +1,43 @@
+# The two commands the README promises: `make run` and `make test`. Each sets itself up on a
+# fresh machine with Python 3.11: uv (installed with pip when missing) syncs .venv from uv.lock.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV := $(PYTHON) -m uv
+# Compiled bytecode: without it every run recompiles its imports (seconds here).
+export UV_COMPILE_BYTECODE := 1
+# The Dagster instance is dagster.yaml in this folder; its storage lands in abalone_home/.
+export DAGSTER_HOME := $(CURDIR)
+# Offline machines (CI) have the UCI file beside the checkout; elsewhere the pipeline downloads it.
+SHARED_ABALONE := $(wildcard $(CURDIR)/../shared/data/abalone.data)
+ifeq ($(origin ABALONE_INPUT_DATA),undefined)
+ifneq ($(SHARED_ABALONE),)
+export ABALONE_INPUT_DATA := $(SHARED_ABALONE)
+endif
+endif
+CONFIG ?=
+
+.PHONY: setup run dev test lint format bench clean
+
+setup:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --frozen --python $(PYTHON) --quiet
+
+run: setup  ## run the pipeline once (CONFIG=configs/execution_approved.yaml for another execution)
+	$(UV) run --frozen --no-sync dagster job execute -m abalone_platform -j abalone_pipeline $(if $(CONFIG),-c $(CONFIG))
+
+dev: setup  ## the Dagster UI on http://127.0.0.1:3000
+	$(UV) run --frozen --no-sync dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: setup
+	$(UV) run --frozen --no-sync pytest -ra $(PYTEST_ARGS)
+
+lint: setup
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync ruff format --check .
+
+format: setup
+	$(UV) run --frozen --no-sync ruff format .
+	$(UV) run --frozen --no-sync ruff check --fix .
+
+clean:
+	rm -rf abalone_home .venv

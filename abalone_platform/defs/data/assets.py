@@ -1,0 +1,94 @@
+"""AbaloneProcess: read and validate InputData, split, fit the preprocessor on training rows."""
+
+import io
+
+import dagster as dg
+import pandas as pd
+
+from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.ml.data import InputDataError, read_abalone_csv
+from abalone_platform.ml.preprocess import SPLIT_COLUMNS, process
+
+INPUT_PARAMETER = "input_data (InputData)"
+SPLITS = ("train_split", "validation_split", "test_split")
+_SPLIT_SCHEMA = dg.TableSchema(columns=[dg.TableColumn(name, "double") for name in SPLIT_COLUMNS])
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    frame.to_parquet(sink, index=False)
+    return sink.getvalue()
+
+
+@dg.multi_asset(
+    name="abalone_process",
+    group_name="processing",
+    specs=[
+        *(
+            dg.AssetSpec(
+                name,
+                description=f"SageMaker step AbaloneProcess, output '{name.removesuffix('_split')}'"
+                ": Parquet, rings first, then 7 scaled numerics and one-hot sex F, I, M.",
+                kinds={"parquet"},
+            )
+            for name in SPLITS
+        ),
+        dg.AssetSpec(
+            "preprocessor",
+            description="SageMaker step AbaloneProcess: median imputer + standard scaler + "
+            "one-hot encoder fit on the training rows only, kept as JSON (the reference fits on "
+            "all rows and never saves it).",
+            kinds={"json"},
+        ),
+    ],
+)
+def abalone_process(
+    context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
+):
+    try:
+        source = artifacts.resolve_input(
+            parameters.effective_input_data, INPUT_PARAMETER, env_hint="ABALONE_INPUT_DATA"
+        )
+        rows = read_abalone_csv(source.path, INPUT_PARAMETER, require_label=True)
+    except InputDataError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    processed = process(rows, parameters.seed)
+    run_id = context.run_id
+    input_metadata = {
+        "input_data": parameters.effective_input_data,
+        "input_sha256": source.sha256,
+        "input_rows": len(rows),
+        "seed": parameters.seed,
+    }
+    store = artifacts.store
+    for name, frame in zip(
+        SPLITS, (processed.train, processed.validation, processed.test), strict=True
+    ):
+        ref = store.write_bytes(name, run_id, f"{name}.parquet", parquet_bytes(frame))
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata={
+                "uri": ref.uri,
+                "sha256": ref.sha256,
+                "dagster/row_count": len(frame),
+                "dagster/column_schema": _SPLIT_SCHEMA,
+                **input_metadata,
+            },
+        )
+    preprocessor = processed.preprocessor
+    ref = store.write_bytes("preprocessor", run_id, "preprocessor.json", preprocessor.to_json())
+    yield dg.MaterializeResult(
+        asset_key="preprocessor",
+        metadata={
+            "uri": ref.uri,
+            "sha256": ref.sha256,
+            "fitted_rows": preprocessor.fitted_rows,
+            "means": dg.MetadataValue.json(
+                dict(zip(preprocessor.numeric_columns, preprocessor.means, strict=True))
+            ),
+            "scales": dg.MetadataValue.json(
+                dict(zip(preprocessor.numeric_columns, preprocessor.scales, strict=True))
+            ),
+            **input_metadata,
+        },
+    )

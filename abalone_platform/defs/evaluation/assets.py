@@ -1,0 +1,58 @@
+"""AbaloneEval: the test split's metrics, as the reference's evaluation.json."""
+
+import dagster as dg
+
+from abalone_platform.defs.shared.resources import ArtifactStore
+from abalone_platform.defs.shared.upstream import upstream
+from abalone_platform.defs.training.assets import read_split
+from abalone_platform.ml.bundle import load_booster
+from abalone_platform.ml.evaluate import evaluate, report_to_json
+
+
+def report_markdown(report: dict) -> str:
+    rows = [
+        f"| {name} | {values['value']:.4f} | "
+        + (f"{values['standard_deviation']:.4f}" if "standard_deviation" in values else "")
+        + " |"
+        for name, values in report["regression_metrics"].items()
+    ]
+    return "\n".join(["| metric | value | standard deviation |", "|---|---|---|", *rows])
+
+
+@dg.asset(
+    group_name="evaluation",
+    deps=["trained_model", "test_split"],
+    kinds={"json"},
+    description="SageMaker step AbaloneEval (property file EvaluationReport): evaluation.json "
+    '{"regression_metrics": {"mse": {"value", "standard_deviation"}, "rmse", "mae", "r2"}} '
+    "on the test split.",
+)
+def evaluation_report(
+    context: dg.AssetExecutionContext, artifacts: ArtifactStore
+) -> dg.MaterializeResult:
+    model = upstream(context, "trained_model")
+    booster = load_booster(artifacts.store.read_bytes(model.ref), model.ref.sha256, model.ref.uri)
+    test_up = upstream(context, "test_split")
+    test = read_split(context, artifacts, "test_split")
+    report = evaluate(booster, test)
+    ref = artifacts.store.write_bytes(
+        "evaluation_report", context.run_id, "evaluation.json", report_to_json(report)
+    )
+    metrics = report["regression_metrics"]
+    return dg.MaterializeResult(
+        metadata={
+            "uri": ref.uri,
+            "sha256": ref.sha256,
+            "mse": dg.MetadataValue.float(metrics["mse"]["value"]),
+            "mse_standard_deviation": dg.MetadataValue.float(metrics["mse"]["standard_deviation"]),
+            "rmse": dg.MetadataValue.float(metrics["rmse"]["value"]),
+            "mae": dg.MetadataValue.float(metrics["mae"]["value"]),
+            "r2": dg.MetadataValue.float(metrics["r2"]["value"]),
+            "test_rows": len(test),
+            "model_uri": model.ref.uri,
+            "model_sha256": model.ref.sha256,
+            "input_data": str(test_up.metadata.get("input_data", "")),
+            "input_sha256": str(test_up.metadata.get("input_sha256", "")),
+            "report": dg.MetadataValue.md(report_markdown(report)),
+        }
+    )

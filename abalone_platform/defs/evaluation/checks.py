@@ -1,0 +1,53 @@
+"""AbaloneMSECond / AbaloneMSEFail: the quality gate as a blocking asset check."""
+
+import json
+
+import dagster as dg
+
+from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.defs.shared.upstream import EVALUATION_REPORT, upstream
+from abalone_platform.ml.evaluate import MSE_JSON_PATH, gate_failure_message, mse_within, report_mse
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            "mse_within_threshold",
+            asset=EVALUATION_REPORT,
+            blocking=True,
+            description="SageMaker steps AbaloneMSECond + AbaloneMSEFail: passes when "
+            f"{MSE_JSON_PATH} <= MseThreshold; otherwise fails the run with 'Execution failed "
+            "due to MSE > <threshold>' and skips deployable_model, batch_predictions and "
+            "model_package.",
+        )
+    ],
+    name="mse_within_threshold",
+)
+def mse_within_threshold(
+    context: dg.AssetCheckExecutionContext,
+    parameters: PipelineParameters,
+    artifacts: ArtifactStore,
+):
+    evaluation = upstream(context, EVALUATION_REPORT)
+    report = json.loads(artifacts.store.read_bytes(evaluation.ref))
+    mse, threshold = report_mse(report), parameters.mse_threshold
+    passed = mse_within(report, threshold)
+    message = None if passed else gate_failure_message(threshold)
+    yield dg.AssetCheckResult(
+        check_name="mse_within_threshold",
+        asset_key=EVALUATION_REPORT,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=message or f"MSE {mse:.4f} <= {threshold}",
+        metadata={
+            "mse": dg.MetadataValue.float(mse),
+            "mse_threshold": dg.MetadataValue.float(threshold),
+            "condition": f"{MSE_JSON_PATH} <= MseThreshold",
+            "outcome": str(passed),
+            "evaluation_run_id": evaluation.run_id,
+        },
+    )
+    if not passed:
+        # The blocking check alone would fail the step with a generic message; the reference's
+        # FailStep text is what users (and scripts grepping the output) look for.
+        raise dg.Failure(description=message, metadata={"mse": mse, "mse_threshold": threshold})

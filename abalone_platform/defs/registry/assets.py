@@ -1,0 +1,67 @@
+"""AbaloneRegisterModel: a new version in the model package group, with its approval status."""
+
+import json
+
+import dagster as dg
+
+from abalone_platform.defs.registry.resources import MODEL_PACKAGE_GROUP, ModelRegistry
+from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.defs.shared.upstream import require_passed_gate, upstream
+from abalone_platform.ml.bundle import inference_spec, read_bundle
+
+
+@dg.asset(
+    group_name="registry",
+    deps=["deployable_model", "evaluation_report"],
+    kinds={"mlflow"},
+    description="SageMaker step AbaloneRegisterModel: a new version of registered model "
+    f"{MODEL_PACKAGE_GROUP} in MLflow, tagged ModelApprovalStatus, with the evaluation "
+    "metrics, the inference spec and the Dagster run id. Gated by mse_within_threshold.",
+)
+def model_package(
+    context: dg.AssetExecutionContext,
+    parameters: PipelineParameters,
+    artifacts: ArtifactStore,
+    registry: ModelRegistry,
+) -> dg.MaterializeResult:
+    evaluation = require_passed_gate(context, "model_package")
+    bundle = upstream(context, "deployable_model")
+    read_bundle(bundle.ref.path, bundle.ref.sha256)
+    report = json.loads(artifacts.store.read_bytes(evaluation.ref))
+    metrics = {
+        name: float(values["value"]) for name, values in report["regression_metrics"].items()
+    }
+    metrics["mse_standard_deviation"] = float(
+        report["regression_metrics"]["mse"]["standard_deviation"]
+    )
+    status = parameters.model_approval_status.value
+    version, source = registry.register(
+        bundle_dir=bundle.ref.path,
+        approval_status=status,
+        metrics=metrics,
+        params={
+            **{k: str(v) for k, v in parameters.as_sagemaker_parameters().items()},
+            "input_sha256": str(evaluation.metadata.get("input_sha256", "")),
+        },
+        tags={
+            "dagster_run_id": context.run_id,
+            "evaluation_uri": evaluation.ref.uri,
+            "evaluation_sha256": evaluation.ref.sha256,
+            "bundle_uri": bundle.ref.uri,
+            "bundle_sha256": bundle.ref.sha256,
+            "inference_spec": json.dumps(inference_spec()),
+            "mse": repr(metrics["mse"]),
+        },
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "uri": source,
+            "sha256": bundle.ref.sha256,
+            "model_package_group": MODEL_PACKAGE_GROUP,
+            "model_package_version": int(version),
+            "approval_status": status,
+            "mse": dg.MetadataValue.float(metrics["mse"]),
+            "tracking_uri": registry.tracking_uri,
+            "evaluation_run_id": evaluation.run_id,
+        }
+    )

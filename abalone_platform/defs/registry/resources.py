@@ -1,0 +1,121 @@
+"""The model registry (SageMaker's model package group) on MLflow.
+
+Default backend: SQLite under ABALONE_HOME with artifacts beside it; MLFLOW_TRACKING_URI points
+it at a tracking server instead. mlflow is imported only when the registry is used, since its
+import alone costs seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+from pydantic import Field
+
+from abalone_platform.defs.shared.resources import abalone_home
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+MODEL_PACKAGE_GROUP = "AbaloneModelPackageGroupName"
+EXPERIMENT_NAME = "abalone_platform"
+APPROVAL_TAG = "ModelApprovalStatus"
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{abalone_home() / 'mlflow.db'}"
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """An MLflow model registry holding the model package group's versions."""
+
+    tracking_uri: str = Field(
+        description="MLflow tracking/registry URI (MLFLOW_TRACKING_URI, else SQLite under "
+        "ABALONE_HOME)."
+    )
+    artifact_root: str = Field(
+        description="Where MLflow stores a new experiment's artifacts (ABALONE_HOME/mlartifacts)."
+    )
+    model_name: str = Field(
+        default=MODEL_PACKAGE_GROUP, description="Registered model (model package group) name."
+    )
+
+    def client(self) -> MlflowClient:
+        import logging
+
+        # Alembic's migration chatter on a new database is noise in a pipeline's log.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        from mlflow import MlflowClient
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _experiment_id(self, client: MlflowClient) -> str:
+        from mlflow.exceptions import MlflowException
+
+        experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return client.create_experiment(EXPERIMENT_NAME, artifact_location=self.artifact_root)
+        except MlflowException:
+            # Another run created it between our lookup and our create.
+            return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+
+    def register(
+        self,
+        *,
+        bundle_dir: Path,
+        approval_status: str,
+        metrics: dict[str, float],
+        params: dict[str, object],
+        tags: dict[str, str],
+    ) -> tuple[str, str]:
+        """Log the bundle under a new MLflow run and register it as a new version.
+
+        Returns (version, source URI). The version's tags carry the approval status and `tags`.
+        """
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        run = client.create_run(self._experiment_id(client), tags=tags)
+        run_id = run.info.run_id
+        try:
+            for key, value in params.items():
+                client.log_param(run_id, key, value)
+            for key, value in metrics.items():
+                client.log_metric(run_id, key, value)
+            client.log_artifacts(run_id, str(bundle_dir), "model")
+            try:
+                client.create_registered_model(
+                    self.model_name,
+                    description="Abalone rings regressor (SageMaker model package group).",
+                )
+            except MlflowException as exc:
+                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                    raise
+            source = f"{run.info.artifact_uri}/model"
+            version = client.create_model_version(
+                self.model_name,
+                source=source,
+                run_id=run_id,
+                tags={APPROVAL_TAG: approval_status, **tags},
+                description=f"Registered by abalone_platform with status {approval_status}.",
+            )
+        except BaseException:
+            client.set_terminated(run_id, status="FAILED")
+            raise
+        client.set_terminated(run_id)
+        return str(version.version), source
+
+
+def default_registry() -> ModelRegistry:
+    return ModelRegistry(
+        tracking_uri=default_tracking_uri(),
+        artifact_root=(abalone_home() / "mlartifacts").as_uri(),
+    )

@@ -1,0 +1,130 @@
+"""The run's parameters and the artifact store, each set in one place.
+
+`PipelineParameters` is SageMaker's ParameterString / ParameterInteger / ParameterFloat set:
+configured once per run under `resources.parameters.config` (UI launchpad, `dagster job execute
+-c FILE`, a sensor's RunRequest), never repeated per asset.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field, field_validator
+
+from abalone_platform.ml.train import InstanceTypeError, instance_vcpus
+from abalone_platform.storage.artifacts import LocalArtifactStore
+from abalone_platform.storage.inputs import UCI_ABALONE_URL, ResolvedInput, resolve_input
+
+DEFAULT_SEED = 42
+
+
+class ModelApprovalStatus(str, Enum):
+    PendingManualApproval = "PendingManualApproval"
+    Approved = "Approved"
+    Rejected = "Rejected"
+
+
+def abalone_home() -> Path:
+    """ABALONE_HOME: where artifacts, the download cache and the MLflow registry live."""
+    return Path(os.environ.get("ABALONE_HOME") or Path.cwd() / "abalone_home").resolve()
+
+
+class PipelineParameters(dg.ConfigurableResource):
+    """The six SageMaker pipeline parameters (plus a seed), set once per run."""
+
+    processing_instance_count: int = Field(
+        default=1,
+        description="ProcessingInstanceCount (Integer, default 1): worker processes for "
+        "processing and batch transform.",
+    )
+    training_instance_type: str = Field(
+        default="ml.m5.xlarge",
+        description="TrainingInstanceType (String, default ml.m5.xlarge): its vCPU count caps "
+        "XGBoost's threads; GPU families (ml.p*, ml.g*) train on CUDA.",
+    )
+    model_approval_status: ModelApprovalStatus = Field(
+        default=ModelApprovalStatus.PendingManualApproval,
+        description="ModelApprovalStatus (String, default PendingManualApproval): the status the "
+        "registered model package version gets: PendingManualApproval, Approved or Rejected.",
+    )
+    input_data: str = Field(
+        default="",
+        description="InputData (String): the abalone CSV to train on; a path, file://, https:// "
+        "or s3:// URI. Empty: $ABALONE_INPUT_DATA, else the UCI file (downloaded once).",
+    )
+    batch_data: str = Field(
+        default="",
+        description="BatchData (String): headerless CSV of the 8 raw feature columns (a 9th, "
+        "rings, is ignored) for the batch transform; a path, file://, https:// or s3:// URI. "
+        "Empty: $ABALONE_BATCH_DATA, else the input data itself.",
+    )
+    mse_threshold: float = Field(
+        default=6.0,
+        description="MseThreshold (Float, default 6.0): the gate passes when the test MSE is at "
+        "most this; otherwise the run fails with 'Execution failed due to MSE > <threshold>'.",
+    )
+    seed: int = Field(
+        default=DEFAULT_SEED,
+        description="Seed for the split's shuffle and XGBoost's subsampling (the reference has "
+        "none, so its results drift between runs).",
+    )
+
+    @field_validator("processing_instance_count")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(
+                f"processing_instance_count (ProcessingInstanceCount) must be at least 1, "
+                f"got {value}"
+            )
+        return value
+
+    @field_validator("training_instance_type")
+    @classmethod
+    def _known_instance_type(cls, value: str) -> str:
+        try:
+            instance_vcpus(value)
+        except InstanceTypeError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    # Empty data parameters resolve from the environment when the run starts, not when the code
+    # loads: a run config that sets any parameter replaces every load-time value.
+    @property
+    def effective_input_data(self) -> str:
+        return self.input_data or os.environ.get("ABALONE_INPUT_DATA") or UCI_ABALONE_URL
+
+    @property
+    def effective_batch_data(self) -> str:
+        return self.batch_data or os.environ.get("ABALONE_BATCH_DATA") or self.effective_input_data
+
+    def as_sagemaker_parameters(self) -> dict[str, object]:
+        return {
+            "ProcessingInstanceCount": self.processing_instance_count,
+            "TrainingInstanceType": self.training_instance_type,
+            "ModelApprovalStatus": self.model_approval_status.value,
+            "InputData": self.effective_input_data,
+            "BatchData": self.effective_batch_data,
+            "MseThreshold": self.mse_threshold,
+            "Seed": self.seed,
+        }
+
+
+class ArtifactStore(dg.ConfigurableResource):
+    """Immutable per-run artifacts and the input download cache, under one root."""
+
+    root: str = Field(description="Directory holding artifacts/ and cache/ (ABALONE_HOME).")
+
+    @property
+    def store(self) -> LocalArtifactStore:
+        return LocalArtifactStore(Path(self.root) / "artifacts")
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.root) / "cache"
+
+    def resolve_input(self, uri: str, parameter: str, env_hint: str) -> ResolvedInput:
+        return resolve_input(uri, parameter, self.cache_dir, env_hint=env_hint)

@@ -1,0 +1,1 @@
+"""Pure ML functions (no Dagster): reading, preprocessing, training, evaluation, prediction."""

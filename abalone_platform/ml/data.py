@@ -1,0 +1,223 @@
+"""Reading and validating abalone CSV files (the UCI layout, headerless)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "length",
+    "diameter",
+    "height",
+    "whole_weight",
+    "shucked_weight",
+    "viscera_weight",
+    "shell_weight",
+)
+SEX_COLUMN = "sex"
+LABEL_COLUMN = "rings"
+FEATURE_COLUMNS: tuple[str, ...] = (SEX_COLUMN, *NUMERIC_COLUMNS)
+RAW_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, LABEL_COLUMN)
+SEX_CODES: tuple[str, ...] = ("F", "I", "M")
+
+# Large enough that pyarrow's per-block overhead vanishes, small enough to bound memory.
+DEFAULT_BLOCK_SIZE = 16 << 20
+
+
+class InputDataError(ValueError):
+    """Bad input data; the message names the parameter, the file and, where known, the line."""
+
+    def __init__(self, parameter: str, location: str, problem: str, line: int | None = None):
+        self.parameter = parameter
+        self.location = location
+        self.line = line
+        self.problem = problem
+        where = f"{location} line {line}" if line is not None else location
+        super().__init__(f"{parameter}: {where}: {problem}")
+
+
+@dataclass(frozen=True)
+class RawColumns:
+    """Parsed columns of an abalone file: sex as strings, numerics as float64 (NaN = missing)."""
+
+    sex: np.ndarray
+    numerics: np.ndarray  # shape (n, 7)
+    rings: np.ndarray | None  # shape (n,), None for batch files without a label
+
+    def __len__(self) -> int:
+        return len(self.sex)
+
+    def take(self, index: np.ndarray) -> RawColumns:
+        return RawColumns(
+            sex=self.sex[index],
+            numerics=self.numerics[index],
+            rings=None if self.rings is None else self.rings[index],
+        )
+
+
+def count_columns(path: Path, parameter: str) -> int:
+    """Column count of the first non-empty line; 8 (features) or 9 (features + rings)."""
+    with open(path, newline="") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if line.strip():
+                columns = len(next(csv.reader([line])))
+                if columns not in (len(FEATURE_COLUMNS), len(RAW_COLUMNS)):
+                    raise InputDataError(
+                        parameter,
+                        str(path),
+                        f"expected {len(FEATURE_COLUMNS)} or {len(RAW_COLUMNS)} comma-separated "
+                        f"columns ({', '.join(RAW_COLUMNS)}), found {columns}",
+                        line_number,
+                    )
+                return columns
+    raise InputDataError(parameter, str(path), "file is empty")
+
+
+def _convert_options(columns: int) -> pacsv.ConvertOptions:
+    names = RAW_COLUMNS[:columns]
+    types = {name: pa.float64() for name in names if name != SEX_COLUMN}
+    types[SEX_COLUMN] = pa.string()
+    return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+
+
+def _read_options(columns: int, block_size: int) -> pacsv.ReadOptions:
+    return pacsv.ReadOptions(
+        column_names=list(RAW_COLUMNS[:columns]), block_size=block_size, use_threads=False
+    )
+
+
+def _columns_from_batch(batch: pa.RecordBatch | pa.Table, with_label: bool) -> RawColumns:
+    sex = pc.fill_null(batch.column(SEX_COLUMN), "").to_numpy(zero_copy_only=False)
+    numerics = np.empty((batch.num_rows, len(NUMERIC_COLUMNS)), dtype=np.float64)
+    for j, name in enumerate(NUMERIC_COLUMNS):
+        numerics[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
+    rings = batch.column(LABEL_COLUMN).to_numpy(zero_copy_only=False) if with_label else None
+    return RawColumns(sex=sex, numerics=numerics, rings=rings)
+
+
+def _check_values(columns: RawColumns, path: Path, parameter: str, require_label: bool) -> None:
+    known = np.isin(columns.sex, (*SEX_CODES, ""))
+    bad_label = require_label and bool(np.isnan(columns.rings).any())
+    if not known.all() or bad_label:
+        # Locating the line needs the raw text; only pay for it when something is wrong.
+        raise locate_error(path, parameter, require_label)
+
+
+def iter_abalone_chunks(
+    path: Path,
+    parameter: str,
+    *,
+    require_label: bool,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    source: object | None = None,
+) -> Iterator[RawColumns]:
+    """Stream a headerless abalone CSV as validated chunks.
+
+    With ``require_label`` the file must have 9 columns (rings last); otherwise 8 or 9, and a
+    rings column is read but may be ignored by the caller. ``source`` is an optional file-like
+    object over (part of) ``path``; errors are always reported against ``path``.
+    """
+    columns = count_columns(path, parameter)
+    if require_label and columns != len(RAW_COLUMNS):
+        raise InputDataError(
+            parameter,
+            str(path),
+            f"expected {len(RAW_COLUMNS)} columns ({', '.join(RAW_COLUMNS)}), found {columns}",
+            1,
+        )
+    with_label = columns == len(RAW_COLUMNS)
+    try:
+        reader = pacsv.open_csv(
+            source if source is not None else str(path),
+            read_options=_read_options(columns, block_size),
+            convert_options=_convert_options(columns),
+        )
+        for batch in reader:
+            chunk = _columns_from_batch(batch, with_label)
+            _check_values(chunk, path, parameter, require_label)
+            yield chunk
+    except pa.ArrowInvalid as exc:
+        raise locate_error(path, parameter, require_label) from exc
+
+
+def read_abalone_csv(path: Path, parameter: str, *, require_label: bool) -> RawColumns:
+    """Read a whole abalone CSV (validated); see ``iter_abalone_chunks``."""
+    if not path.exists():
+        raise InputDataError(parameter, str(path), "file does not exist")
+    if path.stat().st_size == 0:
+        raise InputDataError(parameter, str(path), "file is empty")
+    chunks = list(iter_abalone_chunks(path, parameter, require_label=require_label))
+    if not chunks or sum(len(c) for c in chunks) == 0:
+        raise InputDataError(parameter, str(path), "file has no data rows")
+    return RawColumns(
+        sex=np.concatenate([c.sex for c in chunks]),
+        numerics=np.concatenate([c.numerics for c in chunks]),
+        rings=None if chunks[0].rings is None else np.concatenate([c.rings for c in chunks]),
+    )
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(text)
+    return value
+
+
+def locate_error(path: Path, parameter: str, require_label: bool) -> InputDataError:
+    """Scan ``path`` line by line and describe its first bad line.
+
+    The fast parser tells that something is wrong but not reliably where; this slow pass runs
+    only after it failed, so a good file never pays for it.
+    """
+    expected: int | None = None
+    with open(path, newline="") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = next(csv.reader([line]))
+            if expected is None:
+                expected = len(fields)
+                if require_label and expected != len(RAW_COLUMNS):
+                    expected = len(RAW_COLUMNS)
+            if len(fields) != expected:
+                return InputDataError(
+                    parameter,
+                    str(path),
+                    f"expected {expected} columns ({', '.join(RAW_COLUMNS[:expected])}), "
+                    f"found {len(fields)}",
+                    line_number,
+                )
+            sex = fields[0].strip()
+            if sex not in (*SEX_CODES, ""):
+                return InputDataError(
+                    parameter,
+                    str(path),
+                    f"column 'sex' has unknown code {sex!r} (expected one of "
+                    f"{', '.join(SEX_CODES)})",
+                    line_number,
+                )
+            for name, text in zip(RAW_COLUMNS[1:expected], fields[1:], strict=False):
+                if not text.strip():
+                    if name == LABEL_COLUMN and require_label:
+                        return InputDataError(
+                            parameter, str(path), "column 'rings' is empty", line_number
+                        )
+                    continue
+                try:
+                    _parse_float(text)
+                except ValueError:
+                    return InputDataError(
+                        parameter,
+                        str(path),
+                        f"column {name!r} value {text!r} is not a number",
+                        line_number,
+                    )
+    return InputDataError(parameter, str(path), "file could not be parsed as abalone CSV")

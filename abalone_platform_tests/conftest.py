@@ -1,0 +1,87 @@
+"""Shared fixtures: a real Dagster instance (SQLite under a temp DAGSTER_HOME), a temp
+ABALONE_HOME (artifacts + MLflow SQLite registry) and the UCI file from ../shared/data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ABALONE = REPO_ROOT.parent / "shared" / "data" / "abalone.data"
+BIN = Path(sys.executable).parent
+TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def abalone_file() -> Path:
+    assert SHARED_ABALONE.exists(), f"tests read the UCI file at {SHARED_ABALONE}"
+    return SHARED_ABALONE
+
+
+@dataclass
+class Env:
+    """One isolated installation: DAGSTER_HOME, ABALONE_HOME and the environment to use."""
+
+    dagster_home: Path
+    abalone_home: Path
+    vars: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a command (e.g. `dagster job execute ...`) from the repo root in this environment."""
+        return subprocess.run(
+            list(args),
+            cwd=REPO_ROOT,
+            env=self.vars,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def dagster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return self.run(str(BIN / "dagster"), *args, timeout=timeout)
+
+    def execute(self, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+        args = ["job", "execute", "-m", "abalone_platform", "-j", "abalone_pipeline"]
+        if config is not None:
+            args += ["-c", str(config)]
+        return self.dagster(*args)
+
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.abalone_home / 'mlflow.db'}"
+
+
+def make_env(root: Path, input_data: Path, **extra: str) -> Env:
+    dagster_home = root / "dagster_home"
+    abalone_home = root / "abalone_home"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ABALONE_", "MLFLOW_"))}
+    env.update(
+        DAGSTER_HOME=str(dagster_home),
+        ABALONE_HOME=str(abalone_home),
+        ABALONE_INPUT_DATA=str(input_data),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return Env(dagster_home=dagster_home, abalone_home=abalone_home, vars=env)
+
+
+@pytest.fixture
+def env(tmp_path: Path, abalone_file: Path) -> Env:
+    return make_env(tmp_path, abalone_file)
+
+
+@pytest.fixture
+def in_process(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """The same environment applied to this process, for execute_in_process tests."""
+    for key in [k for k in os.environ if k.startswith(("ABALONE_", "MLFLOW_"))]:
+        monkeypatch.delenv(key)
+    for key in ("DAGSTER_HOME", "ABALONE_HOME", "ABALONE_INPUT_DATA"):
+        monkeypatch.setenv(key, env.vars[key])
+    yield env
