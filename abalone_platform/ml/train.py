@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 from dataclasses import dataclass
@@ -67,14 +68,20 @@ def instance_vcpus(instance_type: str) -> int:
 
 
 def cuda_available() -> bool:
+    """Whether XGBoost was built with CUDA and the driver reports a device.
+
+    Training a probe model would not tell: XGBoost falls back to the CPU with only a warning.
+    """
     if not xgb.build_info().get("USE_CUDA"):
         return False
     try:
-        probe = xgb.DMatrix(np.zeros((2, 1), dtype=np.float32), label=np.zeros(2))
-        xgb.train({"device": "cuda", "tree_method": "hist"}, probe, num_boost_round=1)
-    except xgb.core.XGBoostError:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
         return False
-    return True
+    count = ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return False
+    return count.value > 0
 
 
 def resolve_compute(instance_type: str) -> Compute:

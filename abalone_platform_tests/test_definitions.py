@@ -1,0 +1,80 @@
+"""The Definitions load and hold the graph the README promises: keys, deps, checks, job."""
+
+import dagster as dg
+import pytest
+
+from abalone_platform.definitions import build_defs
+
+ASSET_DEPS = {
+    "train_split": set(),
+    "validation_split": set(),
+    "test_split": set(),
+    "preprocessor": set(),
+    "trained_model": {"train_split", "validation_split"},
+    "evaluation_report": {"trained_model", "test_split"},
+    "deployable_model": {"trained_model", "preprocessor", "evaluation_report"},
+    "batch_predictions": {"deployable_model", "evaluation_report"},
+    "model_package": {"deployable_model", "evaluation_report"},
+}
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    return build_defs()
+
+
+def test_asset_keys_and_dependencies(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == set(ASSET_DEPS)
+    for name, deps in ASSET_DEPS.items():
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
+        assert parents == deps, name
+
+
+def test_the_gate_is_one_blocking_check_on_the_evaluation_report(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    checks = list(graph.asset_check_keys)
+    assert checks == [dg.AssetCheckKey(dg.AssetKey("evaluation_report"), "mse_within_threshold")]
+    spec = graph.get_check_spec(checks[0])
+    assert spec.blocking
+
+
+def test_every_asset_says_which_sagemaker_step_it_stands_for(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert "SageMaker step" in (graph.get(key).description or ""), key
+
+
+def test_the_pipeline_job_selects_everything_in_process(defs: dg.Definitions) -> None:
+    job = defs.resolve_job_def("abalone_pipeline")
+    assert job.executor_def.name == "in_process"
+    node_names = {node.name for node in job.graph.nodes}
+    assert {"abalone_process", "trained_model", "evaluation_report", "mse_within_threshold",
+            "deployable_model", "batch_predictions", "model_package"} == node_names
+
+
+def test_parameters_are_one_resource_with_sagemaker_descriptions(defs: dg.Definitions) -> None:
+    job = defs.resolve_job_def("abalone_pipeline")
+    fields = job.run_config_schema.config_type.fields["resources"].config_type.fields
+    params = fields["parameters"].config_type.fields["config"].config_type.fields
+    expected = {
+        "processing_instance_count": ("ProcessingInstanceCount", 1),
+        "training_instance_type": ("TrainingInstanceType", "ml.m5.xlarge"),
+        "model_approval_status": ("ModelApprovalStatus", "PendingManualApproval"),
+        "input_data": ("InputData", ""),
+        "batch_data": ("BatchData", ""),
+        "mse_threshold": ("MseThreshold", 6.0),
+        "seed": ("Seed", 42),
+    }
+    assert expected.keys() <= params.keys()
+    for name, (sagemaker_name, default) in expected.items():
+        assert sagemaker_name.lower() in params[name].description.lower(), name
+        assert params[name].default_value == default, name
+
+
+def test_code_location_is_found_by_module_name() -> None:
+    import abalone_platform
+
+    assert "code_location" in dir(abalone_platform)
+    assert isinstance(abalone_platform.code_location, dg.Definitions)
