@@ -27,6 +27,10 @@ LABEL_COLUMN = "rings"
 FEATURE_COLUMNS: tuple[str, ...] = (SEX_COLUMN, *NUMERIC_COLUMNS)
 RAW_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, LABEL_COLUMN)
 SEX_CODES: tuple[str, ...] = ("F", "I", "M")
+# Sex as small integers: the index in SEX_CODES, MISSING_SEX for an empty field. Comparing
+# strings row by row is what made parsing slow; codes are compared and one-hot encoded at C speed.
+MISSING_SEX = len(SEX_CODES)
+SEX_BY_CODE = np.array([*SEX_CODES, ""])
 
 # Large enough that pyarrow's per-block overhead vanishes, small enough to bound memory.
 DEFAULT_BLOCK_SIZE = 16 << 20
@@ -42,6 +46,11 @@ class InputDataError(ValueError):
         self.problem = problem
         where = f"{location} line {line}" if line is not None else location
         super().__init__(f"{parameter}: {where}: {problem}")
+
+    def __reduce__(self) -> tuple:
+        # Batch-transform workers raise this in another process; the default pickling would
+        # call __init__ with the message alone and fail, hiding the file and line.
+        return (type(self), (self.parameter, self.location, self.problem, self.line))
 
 
 @dataclass(frozen=True)
@@ -94,37 +103,50 @@ def _read_options(columns: int, block_size: int) -> pacsv.ReadOptions:
     )
 
 
-def _columns_from_batch(batch: pa.RecordBatch | pa.Table, with_label: bool) -> RawColumns:
-    sex = pc.fill_null(batch.column(SEX_COLUMN), "").to_numpy(zero_copy_only=False)
-    numerics = np.empty((batch.num_rows, len(NUMERIC_COLUMNS)), dtype=np.float64)
-    for j, name in enumerate(NUMERIC_COLUMNS):
-        numerics[:, j] = batch.column(name).to_numpy(zero_copy_only=False)
-    rings = batch.column(LABEL_COLUMN).to_numpy(zero_copy_only=False) if with_label else None
-    return RawColumns(sex=sex, numerics=numerics, rings=rings)
+_SEX_VALUE_SET = pa.array(SEX_CODES)
 
 
-def _check_values(columns: RawColumns, path: Path, parameter: str, require_label: bool) -> None:
-    known = np.isin(columns.sex, (*SEX_CODES, ""))
-    bad_label = require_label and bool(np.isnan(columns.rings).any())
-    if not known.all() or bad_label:
-        # Locating the line needs the raw text; only pay for it when something is wrong.
-        raise locate_error(path, parameter, require_label)
+def sex_codes(sex: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, bool]:
+    """Codes (int8, see MISSING_SEX) of a parsed sex column, and whether all values are known."""
+    index = pc.index_in(sex, value_set=_SEX_VALUE_SET)
+    # index_in gives null both for a null (empty) field and for an unknown code.
+    known = index.null_count == sex.null_count
+    codes = pc.fill_null(index, MISSING_SEX).cast(pa.int8()).to_numpy(zero_copy_only=False)
+    return codes, known
 
 
-def iter_abalone_chunks(
+@dataclass(frozen=True)
+class ParsedBatch:
+    """One validated block of a file, with columns kept as arrays (no per-row Python objects)."""
+
+    numerics: tuple[np.ndarray, ...]  # 7 float64 columns, NaN = missing
+    sex_codes: np.ndarray  # int8, see MISSING_SEX
+    rings: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.sex_codes)
+
+    def raw_columns(self) -> RawColumns:
+        numerics = np.empty((len(self), len(NUMERIC_COLUMNS)), dtype=np.float64)
+        for j, column in enumerate(self.numerics):
+            numerics[:, j] = column
+        return RawColumns(sex=SEX_BY_CODE[self.sex_codes], numerics=numerics, rings=self.rings)
+
+
+def _float_column(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    # Zero-copy when the column has no nulls; nulls become NaN otherwise.
+    return batch.column(name).to_numpy(zero_copy_only=False)
+
+
+def iter_parsed_batches(
     path: Path,
     parameter: str,
     *,
     require_label: bool,
     block_size: int = DEFAULT_BLOCK_SIZE,
     source: object | None = None,
-) -> Iterator[RawColumns]:
-    """Stream a headerless abalone CSV as validated chunks.
-
-    With ``require_label`` the file must have 9 columns (rings last); otherwise 8 or 9, and a
-    rings column is read but may be ignored by the caller. ``source`` is an optional file-like
-    object over (part of) ``path``; errors are always reported against ``path``.
-    """
+) -> Iterator[ParsedBatch]:
+    """Stream a headerless abalone CSV as validated blocks; see ``iter_abalone_chunks``."""
     columns = count_columns(path, parameter)
     if require_label and columns != len(RAW_COLUMNS):
         raise InputDataError(
@@ -141,11 +163,39 @@ def iter_abalone_chunks(
             convert_options=_convert_options(columns),
         )
         for batch in reader:
-            chunk = _columns_from_batch(batch, with_label)
-            _check_values(chunk, path, parameter, require_label)
-            yield chunk
+            codes, known = sex_codes(batch.column(SEX_COLUMN))
+            rings = _float_column(batch, LABEL_COLUMN) if with_label else None
+            bad_label = require_label and bool(np.isnan(rings).any())
+            if not known or bad_label:
+                # Locating the line needs the raw text; only pay for it when something is wrong.
+                raise locate_error(path, parameter, require_label)
+            yield ParsedBatch(
+                numerics=tuple(_float_column(batch, name) for name in NUMERIC_COLUMNS),
+                sex_codes=codes,
+                rings=rings,
+            )
     except pa.ArrowInvalid as exc:
         raise locate_error(path, parameter, require_label) from exc
+
+
+def iter_abalone_chunks(
+    path: Path,
+    parameter: str,
+    *,
+    require_label: bool,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    source: object | None = None,
+) -> Iterator[RawColumns]:
+    """Stream a headerless abalone CSV as validated chunks.
+
+    With ``require_label`` the file must have 9 columns (rings last); otherwise 8 or 9, and a
+    rings column is read but may be ignored by the caller. ``source`` is an optional file-like
+    object over (part of) ``path``; errors are always reported against ``path``.
+    """
+    for batch in iter_parsed_batches(
+        path, parameter, require_label=require_label, block_size=block_size, source=source
+    ):
+        yield batch.raw_columns()
 
 
 def read_abalone_csv(path: Path, parameter: str, *, require_label: bool) -> RawColumns:
@@ -154,13 +204,18 @@ def read_abalone_csv(path: Path, parameter: str, *, require_label: bool) -> RawC
         raise InputDataError(parameter, str(path), "file does not exist")
     if path.stat().st_size == 0:
         raise InputDataError(parameter, str(path), "file is empty")
-    chunks = list(iter_abalone_chunks(path, parameter, require_label=require_label))
-    if not chunks or sum(len(c) for c in chunks) == 0:
+    batches = list(iter_parsed_batches(path, parameter, require_label=require_label))
+    total = sum(len(b) for b in batches)
+    if total == 0:
         raise InputDataError(parameter, str(path), "file has no data rows")
+    # Filled column by column: one full-size array per column, never a per-block copy too.
+    numerics = np.empty((total, len(NUMERIC_COLUMNS)), dtype=np.float64)
+    for j in range(len(NUMERIC_COLUMNS)):
+        np.concatenate([b.numerics[j] for b in batches], out=numerics[:, j])
     return RawColumns(
-        sex=np.concatenate([c.sex for c in chunks]),
-        numerics=np.concatenate([c.numerics for c in chunks]),
-        rings=None if chunks[0].rings is None else np.concatenate([c.rings for c in chunks]),
+        sex=SEX_BY_CODE[np.concatenate([b.sex_codes for b in batches])],
+        numerics=numerics,
+        rings=None if batches[0].rings is None else np.concatenate([b.rings for b in batches]),
     )
 
 

@@ -8,12 +8,23 @@ it. Here it is fit on the training rows only, with the same sklearn steps, and k
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from abalone_platform.ml.data import LABEL_COLUMN, NUMERIC_COLUMNS, SEX_CODES, RawColumns
+import numpy as np
+
+from abalone_platform.ml.data import (
+    LABEL_COLUMN,
+    MISSING_SEX,
+    NUMERIC_COLUMNS,
+    SEX_CODES,
+    RawColumns,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENCODED_SEX_COLUMNS: tuple[str, ...] = tuple(f"sex_{code}" for code in SEX_CODES)
 # The reference's order: 7 scaled numerics, then one-hot sex F, I, M.
@@ -36,16 +47,37 @@ class Preprocessor:
 
     def transform(self, columns: RawColumns) -> np.ndarray:
         """Feature matrix (n, 10) as float32, in MODEL_FEATURES order."""
-        numerics = columns.numerics
-        out = np.empty((len(columns), len(self.output_columns)), dtype=np.float32)
-        medians = np.asarray(self.medians)
-        filled = np.where(np.isnan(numerics), medians, numerics)
-        out[:, : len(self.numeric_columns)] = (filled - np.asarray(self.means)) / np.asarray(
-            self.scales
-        )
+        codes = np.full(len(columns), MISSING_SEX, dtype=np.int8)
+        for j, code in enumerate(SEX_CODES):
+            codes[columns.sex == code] = j
+        return self.transform_arrays(list(columns.numerics.T), codes)
+
+    def transform_arrays(
+        self,
+        numerics: Sequence[np.ndarray],
+        sex_codes: np.ndarray,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``transform`` on the numeric columns (float64, NaN = missing) and the sex codes
+        (see ``data.MISSING_SEX``), as the batch transform streams them: no per-row objects.
+        ``out``, when given, is the (n, 10) float32 array to fill (a slice of a larger one)."""
+        n = len(sex_codes)
+        if out is None:
+            out = np.empty((n, len(self.output_columns)), dtype=np.float32)
+        scratch = np.empty(n, dtype=np.float64)
+        for j, column in enumerate(numerics):
+            # (value - mean) / scale in float64, then one rounding to float32: the same figures
+            # as the whole-matrix expression, one column at a time to stay in cache.
+            np.subtract(column, self.means[j], out=scratch)
+            missing = np.isnan(column)
+            if missing.any():
+                scratch[missing] = self.medians[j] - self.means[j]
+            np.divide(scratch, self.scales[j], out=scratch)
+            out[:, j] = scratch
         offset = len(self.numeric_columns)
-        for j, code in enumerate(self.sex_categories):
-            out[:, offset + j] = columns.sex == code
+        for j, category in enumerate(self.sex_categories):
+            code = SEX_CODES.index(category) if category in SEX_CODES else -1
+            np.equal(sex_codes, code, out=out[:, offset + j], casting="unsafe")
         return out
 
     def to_json(self) -> bytes:
@@ -65,16 +97,27 @@ def fit_preprocessor(train_rows: RawColumns) -> Preprocessor:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    numeric.fit(train_rows.numerics)
-    imputer, scaler = numeric.named_steps["simpleimputer"], numeric.named_steps["standardscaler"]
+    numerics = train_rows.numerics
+    missing = np.isnan(numerics)
+    if missing.all(axis=0).any():
+        # A column with no value at all: SimpleImputer's own handling (it drops the column).
+        numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        numeric.fit(numerics)
+        medians = numeric.named_steps["simpleimputer"].statistics_
+        scaler = numeric.named_steps["standardscaler"]
+    else:
+        # SimpleImputer(strategy="median")'s statistics, bit for bit, without its masked-array
+        # median (a second per million rows); the scaler is sklearn's, fit on the imputed rows.
+        medians = np.nanmedian(numerics, axis=0)
+        imputed = np.where(missing, medians, numerics) if missing.any() else numerics
+        scaler = StandardScaler().fit(imputed)
     # The categories are fixed rather than learnt: a training sample that happened to lack one
     # sex would otherwise change the feature layout the model is trained on.
     encoder = OneHotEncoder(categories=[list(SEX_CODES)], handle_unknown="ignore")
     encoder.fit(np.where(train_rows.sex == "", "missing", train_rows.sex).reshape(-1, 1))
     return Preprocessor(
         numeric_columns=list(NUMERIC_COLUMNS),
-        medians=[float(v) for v in imputer.statistics_],
+        medians=[float(v) for v in medians],
         means=[float(v) for v in scaler.mean_],
         scales=[float(v) for v in scaler.scale_],
         sex_categories=[str(c) for c in encoder.categories_[0]],
@@ -92,6 +135,9 @@ def split_indices(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def split_frame(rows: RawColumns, preprocessor: Preprocessor) -> pd.DataFrame:
     """A split as stored: rings first, then the 10 model features."""
+    # Imported here: the batch transform's workers use this module but never pandas.
+    import pandas as pd
+
     features = preprocessor.transform(rows)
     frame = pd.DataFrame(features.astype(np.float64), columns=list(MODEL_FEATURES))
     frame.insert(0, LABEL_COLUMN, rows.rings)

@@ -53,7 +53,7 @@ def abalone_process(
     except InputDataError as exc:
         raise dg.Failure(description=str(exc)) from exc
     processed = process(rows, parameters.seed)
-    run_id = context.run_id
+    run_id = context.run.run_id
     input_metadata = {
         "input_data": parameters.effective_input_data,
         "input_sha256": source.sha256,

@@ -1,10 +1,11 @@
 """AbaloneCreateModel and AbaloneTransform: the deployable bundle and batch predictions."""
 
 import json
-from pathlib import Path
+from dataclasses import dataclass
 
 import dagster as dg
 
+from abalone_platform.defs.registry.resources import APPROVAL_TAG, ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import require_passed_gate, upstream
 from abalone_platform.ml.bundle import MANIFEST_FILE, load_booster, read_bundle, write_bundle
@@ -14,8 +15,53 @@ from abalone_platform.ml.preprocess import Preprocessor
 from abalone_platform.storage.artifacts import ArtifactRef
 
 
-def bundle_dir(ref: ArtifactRef) -> Path:
-    return ref.path
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+@dataclass(frozen=True)
+class BundleSource:
+    """The deployable bundle a batch transform uses, and where that choice came from."""
+
+    ref: ArtifactRef
+    provenance: dict[str, object]
+
+
+def registered_bundle(registry: ModelRegistry, version: int) -> BundleSource:
+    """The bundle of registered model package ``version``; it must be Approved.
+
+    Only versions whose evaluation passed the gate are ever registered, so the registered
+    version (with the bundle sha256 it recorded) is the proof of a passed gate here.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = registry.client().get_model_version(registry.model_name, str(version))
+    except MlflowException as exc:
+        raise dg.Failure(
+            description=f"model_package_version {version}: no such version of "
+            f"{registry.model_name} in the registry at {registry.tracking_uri}"
+        ) from exc
+    tags = found.tags or {}
+    status = tags.get(APPROVAL_TAG)
+    if status != "Approved":
+        raise dg.Failure(
+            description=f"Refusing to run batch_predictions with {registry.model_name} version "
+            f"{version}: its {APPROVAL_TAG} is {status!r}, not 'Approved'"
+        )
+    if not tags.get("bundle_uri") or not tags.get("bundle_sha256"):
+        raise dg.Failure(
+            description=f"{registry.model_name} version {version} records no bundle_uri / "
+            "bundle_sha256 tags"
+        )
+    return BundleSource(
+        ref=ArtifactRef(uri=tags["bundle_uri"], sha256=tags["bundle_sha256"]),
+        provenance={
+            "model_package_version": version,
+            "model_package_approval": status,
+            "model_dagster_run_id": tags.get("dagster_run_id", ""),
+        },
+    )
 
 
 @dg.asset(
@@ -44,11 +90,12 @@ def deployable_model(
     preprocessor = Preprocessor.from_json(store.read_bytes(preprocessor_up.ref))
     ref = store.write_directory(
         "deployable_model",
-        context.run_id,
+        context.run.run_id,
         "bundle",
         lambda directory: write_bundle(directory, booster_bytes, preprocessor),
     )
-    manifest = json.loads((ref.path / MANIFEST_FILE).read_text())
+    # A bundle's sha256 is its manifest's, so the manifest reads back verified from any store.
+    manifest = json.loads(store.read_bytes(ArtifactRef(f"{ref.uri}/{MANIFEST_FILE}", ref.sha256)))
     return dg.MaterializeResult(
         metadata={
             "uri": ref.uri,
@@ -72,22 +119,32 @@ def deployable_model(
     "preprocessor, streamed in chunks. Gated by mse_within_threshold.",
 )
 def batch_predictions(
-    context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
+    context: dg.AssetExecutionContext,
+    parameters: PipelineParameters,
+    artifacts: ArtifactStore,
+    registry: ModelRegistry,
 ) -> dg.MaterializeResult:
-    require_passed_gate(context, "batch_predictions")
-    bundle = upstream(context, "deployable_model")
-    read_bundle(bundle_dir(bundle.ref), bundle.ref.sha256)
+    if parameters.model_package_version:
+        bundle = registered_bundle(registry, parameters.model_package_version)
+    else:
+        require_passed_gate(context, "batch_predictions")
+        latest = upstream(context, "deployable_model")
+        bundle = BundleSource(ref=latest.ref, provenance={"model_run_id": latest.run_id})
+    store = artifacts.store
+    directory = store.local_copy(bundle.ref)
+    read_bundle(directory, bundle.ref.sha256)
     batch_uri = parameters.effective_batch_data
     try:
         source = artifacts.resolve_input(batch_uri, BATCH_PARAMETER, env_hint="ABALONE_BATCH_DATA")
         rows: list[int] = []
-        ref = artifacts.store.write_with(
+        # Named after the input object (its cached copy keeps the object's base name).
+        ref = store.write_with(
             "batch_predictions",
-            context.run_id,
+            context.run.run_id,
             f"{source.path.name}.out",
             lambda out: rows.append(
                 batch_transform(
-                    bundle_dir(bundle.ref),
+                    directory,
                     bundle.ref.sha256,
                     source.path,
                     out,
@@ -96,6 +153,11 @@ def batch_predictions(
             ),
         )
     except InputDataError as exc:
+        if exc.location != batch_uri and not _is_local(batch_uri):
+            # Parse errors name the local cached copy; the user knows the object by its URI.
+            exc = InputDataError(
+                exc.parameter, f"{batch_uri} (cached at {exc.location})", exc.problem, exc.line
+            )
         raise dg.Failure(description=str(exc)) from exc
     return dg.MaterializeResult(
         metadata={
@@ -107,5 +169,6 @@ def batch_predictions(
             "model_bundle_uri": bundle.ref.uri,
             "model_bundle_sha256": bundle.ref.sha256,
             "workers": parameters.processing_instance_count,
+            **bundle.provenance,
         }
     )

@@ -7,6 +7,8 @@ from abalone_platform.defs.shared.upstream import upstream
 from abalone_platform.defs.training.assets import read_split
 from abalone_platform.ml.bundle import load_booster
 from abalone_platform.ml.evaluate import evaluate, report_to_json
+from abalone_platform.ml.plots import evaluation_figures, markdown_image
+from abalone_platform.platform.code_version import code_version
 
 
 def report_markdown(report: dict) -> str:
@@ -25,7 +27,8 @@ def report_markdown(report: dict) -> str:
     kinds={"json"},
     description="SageMaker step AbaloneEval (property file EvaluationReport): evaluation.json "
     '{"regression_metrics": {"mse": {"value", "standard_deviation"}, "rmse", "mae", "r2"}} '
-    "on the test split.",
+    "on the test split. Metadata: the report as a table, mse (plotted across runs), a "
+    "predicted-vs-actual scatter and a residual histogram.",
 )
 def evaluation_report(
     context: dg.AssetExecutionContext, artifacts: ArtifactStore
@@ -36,7 +39,7 @@ def evaluation_report(
     test = read_split(context, artifacts, "test_split")
     report = evaluate(booster, test)
     ref = artifacts.store.write_bytes(
-        "evaluation_report", context.run_id, "evaluation.json", report_to_json(report)
+        "evaluation_report", context.run.run_id, "evaluation.json", report_to_json(report)
     )
     metrics = report["regression_metrics"]
     return dg.MaterializeResult(
@@ -54,5 +57,10 @@ def evaluation_report(
             "input_data": str(test_up.metadata.get("input_data", "")),
             "input_sha256": str(test_up.metadata.get("input_sha256", "")),
             "report": dg.MetadataValue.md(report_markdown(report)),
+            **{
+                name: dg.MetadataValue.md(markdown_image(png, name.replace("_", " ")))
+                for name, png in evaluation_figures(booster, test).items()
+            },
+            "code_version": code_version(),
         }
     )

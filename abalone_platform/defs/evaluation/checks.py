@@ -17,8 +17,8 @@ from abalone_platform.ml.evaluate import MSE_JSON_PATH, gate_failure_message, ms
             blocking=True,
             description="SageMaker steps AbaloneMSECond + AbaloneMSEFail: passes when "
             f"{MSE_JSON_PATH} <= MseThreshold; otherwise fails the run with 'Execution failed "
-            "due to MSE > <threshold>' and skips deployable_model, batch_predictions and "
-            "model_package.",
+            "due to MSE > {MseThreshold}' and skips deployable_model, batch_predictions and "
+            "model_package. Metadata: the observed mse and the mse_threshold it was held to.",
         )
     ],
     name="mse_within_threshold",

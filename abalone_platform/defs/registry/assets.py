@@ -8,6 +8,7 @@ from abalone_platform.defs.registry.resources import MODEL_PACKAGE_GROUP, ModelR
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import require_passed_gate, upstream
 from abalone_platform.ml.bundle import inference_spec, read_bundle
+from abalone_platform.platform.code_version import code_version
 
 
 @dg.asset(
@@ -16,7 +17,8 @@ from abalone_platform.ml.bundle import inference_spec, read_bundle
     kinds={"mlflow"},
     description="SageMaker step AbaloneRegisterModel: a new version of registered model "
     f"{MODEL_PACKAGE_GROUP} in MLflow, tagged ModelApprovalStatus, with the evaluation "
-    "metrics, the inference spec and the Dagster run id. Gated by mse_within_threshold.",
+    "metrics, the inference spec and the Dagster run id. Gated by mse_within_threshold. "
+    "Metadata: the version, its approval status and where to find it in MLflow.",
 )
 def model_package(
     context: dg.AssetExecutionContext,
@@ -26,7 +28,8 @@ def model_package(
 ) -> dg.MaterializeResult:
     evaluation = require_passed_gate(context, "model_package")
     bundle = upstream(context, "deployable_model")
-    read_bundle(bundle.ref.path, bundle.ref.sha256)
+    bundle_dir = artifacts.store.local_copy(bundle.ref)
+    read_bundle(bundle_dir, bundle.ref.sha256)
     report = json.loads(artifacts.store.read_bytes(evaluation.ref))
     metrics = {
         name: float(values["value"]) for name, values in report["regression_metrics"].items()
@@ -36,7 +39,7 @@ def model_package(
     )
     status = parameters.model_approval_status.value
     version, source = registry.register(
-        bundle_dir=bundle.ref.path,
+        bundle_dir=bundle_dir,
         approval_status=status,
         metrics=metrics,
         params={
@@ -44,7 +47,7 @@ def model_package(
             "input_sha256": str(evaluation.metadata.get("input_sha256", "")),
         },
         tags={
-            "dagster_run_id": context.run_id,
+            "dagster_run_id": context.run.run_id,
             "evaluation_uri": evaluation.ref.uri,
             "evaluation_sha256": evaluation.ref.sha256,
             "bundle_uri": bundle.ref.uri,
@@ -63,5 +66,14 @@ def model_package(
             "mse": dg.MetadataValue.float(metrics["mse"]),
             "tracking_uri": registry.tracking_uri,
             "evaluation_run_id": evaluation.run_id,
+            "mlflow_model_uri": f"models:/{MODEL_PACKAGE_GROUP}/{version}",
+            "where_in_mlflow": dg.MetadataValue.md(
+                f"`mlflow ui --backend-store-uri {registry.tracking_uri}`, then "
+                f"Models > {MODEL_PACKAGE_GROUP} > Version {version} "
+                f"(`#/models/{MODEL_PACKAGE_GROUP}/versions/{version}`). Approve or reject it "
+                f"with `abalone-platform registry approve {version} --reason ...`; "
+                f"`abalone-platform lineage {version}` shows where it came from."
+            ),
+            "code_version": code_version(),
         }
     )

@@ -7,14 +7,17 @@ import alone costs seconds.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
-from abalone_platform.defs.shared.resources import abalone_home
+from abalone_platform.defs.shared.resources import abalone_home, artifact_root_setting
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -41,6 +44,26 @@ class ModelRegistry(dg.ConfigurableResource):
     model_name: str = Field(
         default=MODEL_PACKAGE_GROUP, description="Registered model (model package group) name."
     )
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialize writers of a SQLite registry across processes.
+
+        Two runs that start on a new database would both run MLflow's schema migrations (one
+        fails with 'duplicate column'), and SQLite allows one writer at a time anyway. A server
+        backend (MLFLOW_TRACKING_URI) does its own locking.
+        """
+        if not self.tracking_uri.startswith("sqlite:///"):
+            yield
+            return
+        database = Path(self.tracking_uri.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with open(database.with_name(database.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def client(self) -> MlflowClient:
         import logging
@@ -80,6 +103,17 @@ class ModelRegistry(dg.ConfigurableResource):
 
         Returns (version, source URI). The version's tags carry the approval status and `tags`.
         """
+        with self._exclusive():
+            return self._register(bundle_dir, approval_status, metrics, params, tags)
+
+    def _register(
+        self,
+        bundle_dir: Path,
+        approval_status: str,
+        metrics: dict[str, float],
+        params: dict[str, object],
+        tags: dict[str, str],
+    ) -> tuple[str, str]:
         from mlflow.exceptions import MlflowException
 
         client = self.client()
@@ -114,8 +148,20 @@ class ModelRegistry(dg.ConfigurableResource):
         return str(version.version), source
 
 
+def default_artifact_root() -> str:
+    """MLflow's artifacts: ``<ABALONE_ARTIFACT_ROOT>/mlartifacts`` when that is set (an s3://
+    root reaches S3 through boto3's standard settings, AWS_ENDPOINT_URL included), else
+    ABALONE_HOME/mlartifacts. The registry's database stays local SQLite either way."""
+    root = artifact_root_setting()
+    if root.startswith("s3://"):
+        return f"{root.rstrip('/')}/mlartifacts"
+    if root:
+        return (Path(root).expanduser().resolve() / "mlartifacts").as_uri()
+    return (abalone_home() / "mlartifacts").as_uri()
+
+
 def default_registry() -> ModelRegistry:
     return ModelRegistry(
         tracking_uri=default_tracking_uri(),
-        artifact_root=(abalone_home() / "mlartifacts").as_uri(),
+        artifact_root=default_artifact_root(),
     )

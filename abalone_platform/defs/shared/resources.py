@@ -12,11 +12,13 @@ from enum import Enum
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import Field, field_validator
 
 from abalone_platform.ml.train import InstanceTypeError, instance_vcpus
-from abalone_platform.storage.artifacts import LocalArtifactStore
+from abalone_platform.storage.artifacts import LocalArtifactStore, S3ArtifactStore
 from abalone_platform.storage.inputs import UCI_ABALONE_URL, ResolvedInput, resolve_input
+from abalone_platform.storage.s3 import S3Files, is_s3_uri
 
 DEFAULT_SEED = 42
 
@@ -28,8 +30,23 @@ class ModelApprovalStatus(str, Enum):
 
 
 def abalone_home() -> Path:
-    """ABALONE_HOME: where artifacts, the download cache and the MLflow registry live."""
-    return Path(os.environ.get("ABALONE_HOME") or Path.cwd() / "abalone_home").resolve()
+    """ABALONE_HOME: a local directory holding the download cache, the MLflow registry's SQLite
+    database and, unless ABALONE_ARTIFACT_ROOT says otherwise, the artifacts."""
+    value = os.environ.get("ABALONE_HOME", "")
+    if "://" in value:
+        # Keeping the cache and the SQLite registry local is deliberate (SQLite cannot live in
+        # S3); artifacts have their own setting.
+        raise ValueError(
+            f"ABALONE_HOME must be a local directory, got {value!r}; to keep artifacts in S3 "
+            "set ABALONE_ARTIFACT_ROOT=s3://bucket/prefix"
+        )
+    return Path(value or Path.cwd() / "abalone_home").resolve()
+
+
+def artifact_root_setting() -> str:
+    """ABALONE_ARTIFACT_ROOT: where artifacts go, a directory or ``s3://bucket/prefix``; empty
+    means ``ABALONE_HOME/artifacts``."""
+    return os.environ.get("ABALONE_ARTIFACT_ROOT", "").strip()
 
 
 class PipelineParameters(dg.ConfigurableResource):
@@ -66,6 +83,12 @@ class PipelineParameters(dg.ConfigurableResource):
         description="MseThreshold (Float, default 6.0): the gate passes when the test MSE is at "
         "most this; otherwise the run fails with 'Execution failed due to MSE > <threshold>'.",
     )
+    model_package_version: int = Field(
+        default=0,
+        description="Registered model package version whose bundle batch_predictions uses "
+        "(must be Approved). 0 (default): the deployable_model of this run, else the latest one. "
+        "Set by new_batch_data_sensor to the current Approved version.",
+    )
     seed: int = Field(
         default=DEFAULT_SEED,
         description="Seed for the split's shuffle and XGBoost's subsampling (the reference has "
@@ -80,6 +103,13 @@ class PipelineParameters(dg.ConfigurableResource):
                 f"processing_instance_count (ProcessingInstanceCount) must be at least 1, "
                 f"got {value}"
             )
+        return value
+
+    @field_validator("model_package_version")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"model_package_version must be 0 (latest) or a version, got {value}")
         return value
 
     @field_validator("training_instance_type")
@@ -114,17 +144,42 @@ class PipelineParameters(dg.ConfigurableResource):
 
 
 class ArtifactStore(dg.ConfigurableResource):
-    """Immutable per-run artifacts and the input download cache, under one root."""
+    """Immutable per-run artifacts (a local directory or an S3 prefix) and the local download
+    cache for inputs and S3 artifacts."""
 
-    root: str = Field(description="Directory holding artifacts/ and cache/ (ABALONE_HOME).")
+    root: str = Field(
+        description="Local directory holding cache/ and, by default, artifacts/ (ABALONE_HOME)."
+    )
+    artifact_root: str = Field(
+        default="",
+        description="Where artifacts are written: a directory or s3://bucket/prefix "
+        "(ABALONE_ARTIFACT_ROOT); empty: <root>/artifacts.",
+    )
+    # The S3 client comes from dagster-aws; endpoint and credentials from boto3's standard chain
+    # (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_PROFILE...), never from Dagster config, so no
+    # secret can end up in run config or the event log.
+    s3: S3Resource = Field(default_factory=S3Resource, description="S3 access (dagster-aws).")
+
+    def s3_files(self) -> S3Files:
+        return S3Files(self.s3.get_client())
 
     @property
-    def store(self) -> LocalArtifactStore:
-        return LocalArtifactStore(Path(self.root) / "artifacts")
+    def store(self) -> LocalArtifactStore | S3ArtifactStore:
+        if is_s3_uri(self.artifact_root):
+            return S3ArtifactStore(self.artifact_root, self.s3_files(), self.cache_dir / "s3")
+        return LocalArtifactStore(Path(self.artifact_root or Path(self.root) / "artifacts"))
 
     @property
     def cache_dir(self) -> Path:
         return Path(self.root) / "cache"
 
     def resolve_input(self, uri: str, parameter: str, env_hint: str) -> ResolvedInput:
-        return resolve_input(uri, parameter, self.cache_dir, env_hint=env_hint)
+        return resolve_input(
+            uri,
+            parameter,
+            self.cache_dir,
+            env_hint=env_hint,
+            s3_download=lambda s3_uri, cache: self.s3_files().download_input(
+                s3_uri, cache, parameter
+            ),
+        )

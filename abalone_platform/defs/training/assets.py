@@ -7,7 +7,9 @@ import pandas as pd
 
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import upstream
+from abalone_platform.ml.plots import markdown_image, validation_curve_png
 from abalone_platform.ml.train import InstanceTypeError, resolve_compute, train_model
+from abalone_platform.platform.code_version import code_version
 
 
 def read_split(
@@ -22,7 +24,7 @@ def read_split(
     kinds={"xgboost"},
     description="SageMaker step AbaloneTrain: XGBoost reg:squarederror, 50 rounds, max_depth 5, "
     "eta 0.2, gamma 4, min_child_weight 6, subsample 0.7, seeded; saved in XGBoost's own UBJSON "
-    "format.",
+    "format. Metadata: the per-round validation RMSE, as numbers and as a curve.",
 )
 def trained_model(
     context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
@@ -35,7 +37,7 @@ def trained_model(
     validation = read_split(context, artifacts, "validation_split")
     result = train_model(train, validation, seed=parameters.seed, compute=compute)
     ref = artifacts.store.write_bytes(
-        "trained_model", context.run_id, "model.ubj", bytes(result.booster.save_raw("ubj"))
+        "trained_model", context.run.run_id, "model.ubj", bytes(result.booster.save_raw("ubj"))
     )
     return dg.MaterializeResult(
         metadata={
@@ -47,6 +49,10 @@ def trained_model(
             "hyperparameters": dg.MetadataValue.json(result.params),
             "validation_rmse": dg.MetadataValue.json(result.validation_rmse),
             "final_validation_rmse": result.validation_rmse[-1],
+            "validation_curve": dg.MetadataValue.md(
+                markdown_image(validation_curve_png(result.validation_rmse), "validation RMSE")
+            ),
+            "code_version": code_version(),
             "train_rows": len(train),
             "validation_rows": len(validation),
         }

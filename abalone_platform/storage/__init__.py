@@ -1,0 +1,1 @@
+"""Where data comes from (URIs) and where artifacts go (an immutable, per-run store)."""

@@ -1,0 +1,154 @@
+"""What a person sees in the Dagster UI: the asset graph, a run launched from it, the report."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import dagster as dg
+import pytest
+from selenium.webdriver.common.by import By
+
+from abalone_platform_tests.ui.conftest import SCREENSHOTS
+
+ASSETS = [
+    "train_split",
+    "validation_split",
+    "test_split",
+    "preprocessor",
+    "trained_model",
+    "evaluation_report",
+    "deployable_model",
+    "batch_predictions",
+    "model_package",
+]
+GROUPS = ["processing", "training", "evaluation", "deployment", "registry"]
+JOB_PATH = "/locations/abalone_platform/jobs/abalone_pipeline"
+RUN_TIMEOUT_S = 240
+
+
+def screenshot(driver, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def wait_for_text(driver, texts: list[str], timeout: float = 60, visible_only: bool = True) -> str:
+    """Poll the page until every text is shown; fail naming those that never appeared."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    body = ""
+    while time.monotonic() < deadline:
+        body = (
+            driver.find_element(By.TAG_NAME, "body").text
+            if visible_only
+            else driver.execute_script("return document.body.textContent")
+        )
+        if all(text in body for text in texts):
+            return body
+        time.sleep(0.5)
+    missing = [text for text in texts if text not in body]
+    screenshot(driver, "failure")
+    pytest.fail(f"{driver.current_url} never showed {missing}; it showed:\n{body[:3000]}")
+
+
+def dismiss_welcome(driver) -> None:
+    """A first visit shows a 'Join the Dagster community' dialog over the page; skip it."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        buttons = driver.find_elements(By.XPATH, "//button[normalize-space(.)='Skip']")
+        if buttons:
+            buttons[0].click()
+            return
+        time.sleep(0.5)
+
+
+def expand_groups(driver) -> None:
+    """The job's graph opens with each asset group collapsed; a click on a group opens it."""
+    from selenium.webdriver.common.by import By
+
+    wait_for_text(driver, GROUPS)
+    for group in GROUPS:
+        node = driver.find_element(By.XPATH, f"//div[normalize-space(text())='{group}']")
+        # Opening one group re-lays the graph out and may move the next one out of view.
+        driver.execute_script("arguments[0].click()", node)
+
+
+def show_markdown(driver, key: str) -> None:
+    """Open a Markdown metadata value (the table shows a link; the value opens in a dialog)."""
+    from selenium.webdriver.common.by import By
+
+    row = driver.find_element(By.XPATH, f"//tr[.//*[normalize-space(text())='{key}']]")
+    link = row.find_element(By.XPATH, ".//a[contains(normalize-space(.), 'Show Markdown')]")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    link.click()
+
+
+def click_button(driver, label: str, timeout: float = 30) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button = WebDriverWait(driver, timeout).until(
+        expected_conditions.element_to_be_clickable(
+            (
+                By.XPATH,
+                f"//button[.//*[normalize-space(text())='{label}'] or "
+                f"normalize-space(.)='{label}']",
+            )
+        )
+    )
+    button.click()
+
+
+def wait_for_run(instance: dg.DagsterInstance, timeout: float) -> dg.DagsterRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = instance.get_runs(limit=1)
+        if runs and runs[0].is_finished:
+            return runs[0]
+        time.sleep(1)
+    pytest.fail(f"no run finished within {timeout} s (runs: {instance.get_runs(limit=1)})")
+
+
+def test_graph_materialize_and_report(dagster_dev, browser):
+    browser.get(f"{dagster_dev.url}{JOB_PATH}")
+    wait_for_text(browser, ["Materialize all"], timeout=90)
+    dismiss_welcome(browser)
+    expand_groups(browser)
+    # Nodes scrolled out of the graph's viewport are in the page but not "visible" text.
+    wait_for_text(browser, ASSETS, timeout=60, visible_only=False)
+    screenshot(browser, "asset_graph")
+
+    click_button(browser, "Materialize all")
+    with dg.DagsterInstance.from_config(str(dagster_dev.env.dagster_home)) as instance:
+        run = wait_for_run(instance, RUN_TIMEOUT_S)
+        assert run.status == dg.DagsterRunStatus.SUCCESS, dagster_dev.log.read_text()[-3000:]
+        assert run.job_name == "abalone_pipeline"
+        evaluation = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report"))
+        mse = evaluation.asset_materialization.metadata["mse"].value
+        check = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("evaluation_report"), "mse_within_threshold"), limit=1
+        )
+        assert check and check[0].run_id == run.run_id
+
+    browser.get(f"{dagster_dev.url}/runs/{run.run_id}")
+    wait_for_text(browser, ["Success"], timeout=60)
+    screenshot(browser, "run")
+
+    browser.get(f"{dagster_dev.url}/assets/evaluation_report")
+    body = wait_for_text(browser, ["evaluation_report", "mse", "mse_standard_deviation"])
+    assert re.search(rf"\bmse\s+{re.escape(str(mse))}", body), (mse, body[:3000])
+    screenshot(browser, "evaluation_report")
+
+    show_markdown(browser, "predicted_vs_actual")
+    wait_for_text(browser, ["predicted_vs_actual", "Close"])
+    images = browser.find_elements(By.XPATH, "//img[starts-with(@src, 'data:image/png;base64,')]")
+    assert images and images[0].size["width"] > 100, "the scatter did not render as a picture"
+    screenshot(browser, "evaluation_report_scatter")
+
+    browser.get(f"{dagster_dev.url}/assets/evaluation_report?view=checks")
+    wait_for_text(browser, ["mse_within_threshold", "Passed", f"MSE {mse:.4f} <= 6.0"])
+    screenshot(browser, "mse_check")

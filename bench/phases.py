@@ -1,0 +1,111 @@
+"""One benchmark phase per process, so that its wall time and peak RSS are its own.
+
+    python -m bench.phases process   --input FILE --out DIR
+    python -m bench.phases train     --out DIR               (reads DIR's splits, writes DIR/bundle)
+    python -m bench.phases transform --out DIR --input FILE --workers N
+    python -m bench.phases bare      --out DIR --input FILE  (bare inplace_predict, parsed outside)
+
+Each prints one JSON line: ``seconds`` is the phase's own work, after the imports.
+The phases call the project's own functions (abalone_platform.ml), as the assets do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def _process(args: argparse.Namespace) -> dict:
+    # Imported before the clock starts, as in the pipeline's process, which has them loaded
+    # (XGBoost imports scikit-learn) before its first step runs.
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import sklearn.impute  # noqa: F401
+    import sklearn.preprocessing  # noqa: F401
+
+    from abalone_platform.ml.data import read_abalone_csv
+    from abalone_platform.ml.preprocess import process
+
+    started = time.perf_counter()
+    rows = read_abalone_csv(args.input, "input_data", require_label=True)
+    processed = process(rows, seed=42)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "validation", "test"):
+        getattr(processed, name).to_parquet(args.out / f"{name}.parquet", index=False)
+    (args.out / "preprocessor.json").write_bytes(processed.preprocessor.to_json())
+    return {"seconds": time.perf_counter() - started, "rows": len(rows)}
+
+
+def _train(args: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    from abalone_platform.ml.bundle import write_bundle
+    from abalone_platform.ml.preprocess import Preprocessor
+    from abalone_platform.ml.train import resolve_compute, train_model
+
+    started = time.perf_counter()
+    train = pd.read_parquet(args.out / "train.parquet")
+    validation = pd.read_parquet(args.out / "validation.parquet")
+    result = train_model(train, validation, seed=42, compute=resolve_compute("ml.m5.xlarge"))
+    seconds = time.perf_counter() - started
+    bundle = args.out / "bundle"
+    bundle.mkdir(exist_ok=True)
+    sha = write_bundle(
+        bundle,
+        bytes(result.booster.save_raw("ubj")),
+        Preprocessor.from_json((args.out / "preprocessor.json").read_bytes()),
+    )
+    (args.out / "bundle.sha256").write_text(sha)
+    return {"seconds": seconds, "rows": len(train), "rmse": result.validation_rmse[-1]}
+
+
+def _transform(args: argparse.Namespace) -> dict:
+    from abalone_platform.ml.predict import batch_transform
+
+    bundle = args.out / "bundle"
+    sha = (args.out / "bundle.sha256").read_text()
+    output = args.out / f"predictions.w{args.workers}.csv"
+    started = time.perf_counter()
+    rows = batch_transform(bundle, sha, args.input, output, workers=args.workers)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": rows, "output": str(output)}
+
+
+def _bare(args: argparse.Namespace) -> dict:
+    """Bare XGBoost: the whole file already parsed and preprocessed into one float32 array."""
+    from abalone_platform.ml.bundle import read_bundle
+    from abalone_platform.ml.data import read_abalone_csv
+
+    bundle = read_bundle(args.out / "bundle", (args.out / "bundle.sha256").read_text())
+    features = bundle.preprocessor.transform(
+        read_abalone_csv(args.input, "batch_data", require_label=False)
+    )
+    times = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        bundle.booster.inplace_predict(features, validate_features=False)
+        times.append(time.perf_counter() - started)
+    return {"seconds": statistics.median(times), "rows": len(features), "all": times}
+
+
+PHASES = {"process": _process, "train": _train, "transform": _transform, "bare": _bare}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("phase", choices=sorted(PHASES))
+    parser.add_argument("--input", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    result = PHASES[args.phase](args)
+    sys.stdout.write(json.dumps({"phase": args.phase, **result}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
