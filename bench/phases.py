@@ -4,6 +4,7 @@
     python -m bench.phases train     --out DIR               (reads DIR's splits, writes DIR/bundle)
     python -m bench.phases transform --out DIR --input FILE --workers N
     python -m bench.phases bare      --out DIR --input FILE  (bare inplace_predict, parsed outside)
+    python -m bench.phases throughput --out DIR --input FILE (the two above, alternated)
 
 Each prints one JSON line: ``seconds`` is the phase's own work, after the imports.
 The phases call the project's own functions (abalone_platform.ml), as the assets do.
@@ -92,7 +93,42 @@ def _bare(args: argparse.Namespace) -> dict:
     return {"seconds": statistics.median(times), "rows": len(features), "all": times}
 
 
-PHASES = {"process": _process, "train": _train, "transform": _transform, "bare": _bare}
+def _throughput(args: argparse.Namespace) -> dict:
+    """The project's transform and bare predict, alternated in one process so that a change in
+    the machine's load hits both alike; ``seconds`` are the medians of each."""
+    from abalone_platform.ml.bundle import read_bundle
+    from abalone_platform.ml.data import read_abalone_csv
+    from abalone_platform.ml.predict import batch_transform
+
+    sha = (args.out / "bundle.sha256").read_text()
+    bundle = read_bundle(args.out / "bundle", sha)
+    features = bundle.preprocessor.transform(
+        read_abalone_csv(args.input, "batch_data", require_label=False)
+    )
+    transform, bare = [], []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        rows = batch_transform(args.out / "bundle", sha, args.input, args.out / "tp.csv")
+        transform.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        bundle.booster.inplace_predict(features, validate_features=False)
+        bare.append(time.perf_counter() - started)
+    return {
+        "rows": rows,
+        "transform_seconds": statistics.median(transform),
+        "bare_seconds": statistics.median(bare),
+        "transform_all": transform,
+        "bare_all": bare,
+    }
+
+
+PHASES = {
+    "process": _process,
+    "train": _train,
+    "transform": _transform,
+    "bare": _bare,
+    "throughput": _throughput,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,7 +106,7 @@ class _Stage:
         def run() -> None:
             try:
                 target(self)
-            except BaseException as exc:  # noqa: BLE001 (handed to the consumer, re-raised there)
+            except BaseException as exc:  # handed to the consumer, re-raised there
                 self.error = exc
             finally:
                 self.put(_DONE)
@@ -156,7 +156,7 @@ def transform_stream(
             if not writer_error:
                 try:
                     write(item)
-                except BaseException as exc:  # noqa: BLE001 (re-raised by the producer)
+                except BaseException as exc:  # re-raised by the producer
                     writer_error.append(exc)
 
     writer = threading.Thread(target=drain, daemon=True)
@@ -227,7 +227,7 @@ def _worker_main() -> None:
                 setup["block_size"],
             )
             answer = {"rows": rows}
-        except Exception as exc:  # noqa: BLE001 (sent back to the parent and raised there)
+        except Exception as exc:  # sent back to the parent and raised there
             answer = {"error": base64.b64encode(pickle.dumps(exc)).decode()}
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
@@ -300,7 +300,7 @@ def _run_pieces(
                 return
             try:
                 counts[index] = run(*pieces[index], parts[index])
-            except BaseException as exc:  # noqa: BLE001 (collected, re-raised below)
+            except BaseException as exc:  # collected, re-raised below
                 errors.append(exc)
                 failed.set()
 
@@ -320,7 +320,7 @@ def _run_pieces(
                     "nthread": nthread,
                 }
             )
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
             failed.set()
             return

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np

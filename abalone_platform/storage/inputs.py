@@ -151,3 +151,16 @@ def resolve_input(
         raise InputDataError(parameter, str(path) if local else uri, "file is empty")
     sniff_csv(path, uri, parameter)
     return ResolvedInput(uri=uri, path=path, sha256=sha256_file(path), size=size)
+
+
+def is_local_uri(uri: str) -> bool:
+    return _local_path(uri) is not None
+
+
+def named_by_uri(error: InputDataError, uri: str) -> InputDataError:
+    """Parse errors name the local cached copy of a remote input; a user knows it by its URI."""
+    if is_local_uri(uri) or error.location == uri:
+        return error
+    return InputDataError(
+        error.parameter, f"{uri} (cached at {error.location})", error.problem, error.line
+    )

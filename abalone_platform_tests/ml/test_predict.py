@@ -186,3 +186,22 @@ def test_a_file_without_rows_is_an_error(
     path.write_bytes(content)
     with pytest.raises(InputDataError, match="empty|no data rows"):
         batch_transform(*bundle, path, tmp_path / "out.csv", workers=2)
+
+
+def test_the_fitted_statistics_are_sklearns_bit_for_bit(abalone_file: Path) -> None:
+    """fit_preprocessor computes the medians without SimpleImputer (for speed); they and the
+    scaler fitted on the imputed rows must stay exactly what the sklearn pipeline gives."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from abalone_platform.ml.preprocess import fit_preprocessor
+
+    rows = read_abalone_csv(abalone_file, "input_data (InputData)", require_label=True)
+    rows.numerics[np.random.default_rng(0).random(rows.numerics.shape) < 0.05] = np.nan
+    reference = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    reference.fit(rows.numerics)
+    fitted = fit_preprocessor(rows)
+    assert fitted.medians == reference.named_steps["simpleimputer"].statistics_.tolist()
+    assert fitted.means == reference.named_steps["standardscaler"].mean_.tolist()
+    assert fitted.scales == reference.named_steps["standardscaler"].scale_.tolist()

@@ -143,3 +143,19 @@ def test_describe_reports_metrics_spec_artifacts_and_parameters(notebook):
     assert info["inference_spec"]["supported_content_types"] == ["text/csv"]
     for artifact in info["artifacts"]:
         assert artifact["uri"] and len(artifact["sha256"]) == 64
+
+
+def test_names_agree_with_the_pipeline(tmp_path, monkeypatch):
+    """platform.registry keeps its own copies (to stay light); they must match the pipeline's."""
+    from abalone_platform.defs.registry import resources
+    from abalone_platform.defs.shared.resources import ModelApprovalStatus
+    from abalone_platform.platform import registry
+
+    assert registry.MODEL_PACKAGE_GROUP == resources.MODEL_PACKAGE_GROUP
+    assert registry.APPROVAL_TAG == resources.APPROVAL_TAG
+    assert set(ALLOWED_TRANSITIONS) == {s.value for s in ModelApprovalStatus}
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("ABALONE_HOME", str(tmp_path))
+    assert registry.tracking_uri() == resources.default_registry().tracking_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert registry.tracking_uri() == resources.default_registry().tracking_uri

@@ -8,6 +8,7 @@ import pandas as pd
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.ml.data import InputDataError, read_abalone_csv
 from abalone_platform.ml.preprocess import SPLIT_COLUMNS, process
+from abalone_platform.storage.inputs import named_by_uri
 
 INPUT_PARAMETER = "input_data (InputData)"
 SPLITS = ("train_split", "validation_split", "test_split")
@@ -45,17 +46,16 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 def abalone_process(
     context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
 ):
+    input_uri = parameters.effective_input_data
     try:
-        source = artifacts.resolve_input(
-            parameters.effective_input_data, INPUT_PARAMETER, env_hint="ABALONE_INPUT_DATA"
-        )
+        source = artifacts.resolve_input(input_uri, INPUT_PARAMETER, env_hint="ABALONE_INPUT_DATA")
         rows = read_abalone_csv(source.path, INPUT_PARAMETER, require_label=True)
     except InputDataError as exc:
-        raise dg.Failure(description=str(exc)) from exc
+        raise dg.Failure(description=str(named_by_uri(exc, input_uri))) from exc
     processed = process(rows, parameters.seed)
     run_id = context.run.run_id
     input_metadata = {
-        "input_data": parameters.effective_input_data,
+        "input_data": input_uri,
         "input_sha256": source.sha256,
         "input_rows": len(rows),
         "seed": parameters.seed,

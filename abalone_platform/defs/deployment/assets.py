@@ -13,10 +13,7 @@ from abalone_platform.ml.data import InputDataError
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
 from abalone_platform.ml.preprocess import Preprocessor
 from abalone_platform.storage.artifacts import ArtifactRef
-
-
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
+from abalone_platform.storage.inputs import named_by_uri
 
 
 @dataclass(frozen=True)
@@ -153,12 +150,7 @@ def batch_predictions(
             ),
         )
     except InputDataError as exc:
-        if exc.location != batch_uri and not _is_local(batch_uri):
-            # Parse errors name the local cached copy; the user knows the object by its URI.
-            exc = InputDataError(
-                exc.parameter, f"{batch_uri} (cached at {exc.location})", exc.problem, exc.line
-            )
-        raise dg.Failure(description=str(exc)) from exc
+        raise dg.Failure(description=str(named_by_uri(exc, batch_uri))) from exc
     return dg.MaterializeResult(
         metadata={
             "uri": ref.uri,

@@ -145,6 +145,11 @@ class ModelRegistry(dg.ConfigurableResource):
             client.set_terminated(run_id, status="FAILED")
             raise
         client.set_terminated(run_id)
+        from abalone_platform.platform.registry import Registry, sync_approved_alias
+
+        # A version registered as Approved is the newest Approved one: the `approved` alias that
+        # batch inference follows moves to it now, not at the next CLI call.
+        sync_approved_alias(Registry(client, self.model_name, self.tracking_uri))
         return str(version.version), source
 
 

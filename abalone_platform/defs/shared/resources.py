@@ -81,7 +81,7 @@ class PipelineParameters(dg.ConfigurableResource):
     mse_threshold: float = Field(
         default=6.0,
         description="MseThreshold (Float, default 6.0): the gate passes when the test MSE is at "
-        "most this; otherwise the run fails with 'Execution failed due to MSE > <threshold>'.",
+        "most this; otherwise the run fails with 'Execution failed due to MSE > {MseThreshold}'.",
     )
     model_package_version: int = Field(
         default=0,
