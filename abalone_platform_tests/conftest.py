@@ -4,6 +4,8 @@ ABALONE_HOME (artifacts + MLflow SQLite registry) and the UCI file from ../share
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +18,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ABALONE = REPO_ROOT.parent / "shared" / "data" / "abalone.data"
 BIN = Path(sys.executable).parent
 TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a server started with start_new_session=True, and whatever it started."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -15,21 +12,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from abalone_platform_tests.conftest import BIN, REPO_ROOT, Env
+from abalone_platform_tests.conftest import BIN, REPO_ROOT, Env, free_port, stop_process_group
 
 LOCATION = "abalone_platform"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class DagsterDev:
-    def __init__(self, url: str, log: Path):
+    def __init__(self, env: Env, url: str, log: Path, process: subprocess.Popen):
+        self.env = env
         self.url = url
         self.log = log
+        self.process = process
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -47,11 +40,12 @@ class DagsterDev:
         query += "locationOrLoadError { __typename } } } } }"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dagster dev exited: {self.log.read_text()[-4000:]}")
             try:
                 entries = self.graphql(query)["workspaceOrError"]["locationEntries"]
                 loaded = {
-                    e["name"]: e["locationOrLoadError"]
-                    and e["locationOrLoadError"]["__typename"]
+                    e["name"]: e["locationOrLoadError"] and e["locationOrLoadError"]["__typename"]
                     for e in entries
                 }
                 if loaded.get(LOCATION) == "RepositoryLocation":
@@ -80,20 +74,27 @@ def dagster_dev(env: Env, *extra_args: str) -> Iterator[DagsterDev]:
     log = env.dagster_home / "dagster_dev.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-             "-p", str(port), *extra_args],
-            cwd=REPO_ROOT, env=env.vars, stdout=out, stderr=subprocess.STDOUT,
+            [
+                str(BIN / "dagster"),
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                *extra_args,
+            ],
+            cwd=REPO_ROOT,
+            env=env.vars,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
-        server = DagsterDev(f"http://127.0.0.1:{port}", log)
+        server = DagsterDev(env, f"http://127.0.0.1:{port}", log, process)
         server.wait_for_location()
         yield server
     finally:
         # dagster dev runs a webserver, a daemon and code servers: stop the whole group.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)

@@ -34,9 +34,14 @@ def assert_failed_cleanly(env: Env, output: str, *fragments: str) -> None:
         (None, ["input_data (InputData): {path}: file does not exist"]),
         ("", ["input_data (InputData): {path}: file is empty"]),
         (f"{GOOD}\n{GOOD}\nM,0.4,0.3,0.1\n", ["{path} line 3: expected 9 columns"]),
-        (f"{GOOD}\nF,0.4,0.3,big,0.4,0.2,0.1,0.1,9\n",
-         ["{path} line 2: column 'height' value 'big' is not a number"]),
-        (f"{GOOD}\n{GOOD}\nQ,0.4,0.3,0.1,0.4,0.2,0.1,0.1,9\n", ["{path} line 3: column 'sex' has unknown code 'Q'"]),
+        (
+            f"{GOOD}\nF,0.4,0.3,big,0.4,0.2,0.1,0.1,9\n",
+            ["{path} line 2: column 'height' value 'big' is not a number"],
+        ),
+        (
+            f"{GOOD}\n{GOOD}\nQ,0.4,0.3,0.1,0.4,0.2,0.1,0.1,9\n",
+            ["{path} line 3: column 'sex' has unknown code 'Q'"],
+        ),
     ],
     ids=["missing", "empty", "column-count", "non-numeric", "unknown-sex"],
 )
@@ -48,9 +53,7 @@ def test_bad_input_data(tmp_path: Path, content: str | None, fragments: list[str
     env = make_env(tmp_path / "env", path)
     proc = env.execute()
     assert proc.returncode != 0
-    assert_failed_cleanly(
-        env, proc.stdout + proc.stderr, *(f.format(path=path) for f in fragments)
-    )
+    assert_failed_cleanly(env, proc.stdout + proc.stderr, *(f.format(path=path) for f in fragments))
 
 
 def test_bad_batch_data_names_batch_parameter(tmp_path: Path, abalone_file: Path) -> None:
@@ -74,8 +77,12 @@ def test_a_corrupt_download_is_refused_and_removed(tmp_path: Path, abalone_file:
     proc = env.execute()
     assert proc.returncode != 0
     assert_failed_cleanly(
-        env, proc.stdout + proc.stderr, "input_data (InputData)", "checksum mismatch",
-        UCI_ABALONE_SHA256, str(cached),
+        env,
+        proc.stdout + proc.stderr,
+        "input_data (InputData)",
+        "checksum mismatch",
+        UCI_ABALONE_SHA256,
+        str(cached),
     )
     assert not cached.exists()
 
@@ -104,8 +111,11 @@ def test_offline_without_input_data_says_which_variable_to_set(tmp_path: Path, a
     proc = env.execute()
     assert proc.returncode != 0
     assert_failed_cleanly(
-        env, proc.stdout + proc.stderr, f"input_data (InputData): {UCI_ABALONE_URL}",
-        "could not download", "set ABALONE_INPUT_DATA",
+        env,
+        proc.stdout + proc.stderr,
+        f"input_data (InputData): {UCI_ABALONE_URL}",
+        "could not download",
+        "set ABALONE_INPUT_DATA",
     )
 
 

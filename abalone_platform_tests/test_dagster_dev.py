@@ -15,8 +15,15 @@ mutation($params: ExecutionParams!) {
 }
 """
 ASSETS = [
-    "train_split", "validation_split", "test_split", "preprocessor", "trained_model",
-    "evaluation_report", "deployable_model", "batch_predictions", "model_package",
+    "train_split",
+    "validation_split",
+    "test_split",
+    "preprocessor",
+    "trained_model",
+    "evaluation_report",
+    "deployable_model",
+    "batch_predictions",
+    "model_package",
 ]
 
 

@@ -190,6 +190,23 @@ def _row(
     )
 
 
+def _artifact_row(
+    step_run: _StepRun, code: str, defs: Any, direction: str, mat: Materialization
+) -> LineageRow:
+    """A row for an artifact a step read or wrote, identified by its materialization."""
+    return _row(
+        step_run,
+        code,
+        direction=direction,
+        name=mat.key.to_user_string(),
+        source=str(mat.metadata.get("uri", "")),
+        type_=artifact_type(defs, mat.key),
+        sha256=str(mat.metadata.get("sha256", "")),
+        run_id=mat.run_id,
+        storage_id=mat.storage_id,
+    )
+
+
 def model_package_lineage(
     instance: dg.DagsterInstance, registry: Registry, version: str | int
 ) -> dict[str, Any]:
@@ -261,19 +278,7 @@ def model_package_lineage(
                 if row_name == "InputData":
                     input_file = {"uri": rows[-1].source, "sha256": rows[-1].sha256}
         for mat in sorted(inputs.values(), key=lambda m: m.key.to_user_string()):
-            rows.append(
-                _row(
-                    step_run,
-                    code,
-                    direction="Input",
-                    name=mat.key.to_user_string(),
-                    source=str(mat.metadata.get("uri", "")),
-                    type_=artifact_type(defs, mat.key),
-                    sha256=str(mat.metadata.get("sha256", "")),
-                    run_id=mat.run_id,
-                    storage_id=mat.storage_id,
-                )
-            )
+            rows.append(_artifact_row(step_run, code, defs, "Input", mat))
         if step_run.step.name == package_step_name(steps):
             last = approval_history(mv)[-1]
             rows.append(
@@ -290,19 +295,7 @@ def model_package_lineage(
                 )
             )
         for mat in step_run.outputs:
-            rows.append(
-                _row(
-                    step_run,
-                    code,
-                    direction="Output",
-                    name=mat.key.to_user_string(),
-                    source=str(mat.metadata.get("uri", "")),
-                    type_=artifact_type(defs, mat.key),
-                    sha256=str(mat.metadata.get("sha256", "")),
-                    run_id=mat.run_id,
-                    storage_id=mat.storage_id,
-                )
-            )
+            rows.append(_artifact_row(step_run, code, defs, "Output", mat))
         if step_run.step.name == package_step_name(steps):
             rows.append(
                 _row(

@@ -11,8 +11,15 @@ from abalone_platform_tests.helpers import run_pipeline
 from abalone_platform_tests.registry_helpers import registered_versions
 
 ASSETS = (
-    "train_split", "validation_split", "test_split", "preprocessor", "trained_model",
-    "evaluation_report", "deployable_model", "batch_predictions", "model_package",
+    "train_split",
+    "validation_split",
+    "test_split",
+    "preprocessor",
+    "trained_model",
+    "evaluation_report",
+    "deployable_model",
+    "batch_predictions",
+    "model_package",
 )
 
 
@@ -41,9 +48,7 @@ def test_every_asset_records_uri_and_sha256_and_runs_never_overwrite(in_process:
         for e in second.get_asset_materialization_events()
         if e.asset_key == dg.AssetKey("evaluation_report")
     ]
-    first_report = json.loads(
-        next(v for k, v in before.items() if k.endswith("evaluation.json"))
-    )
+    first_report = json.loads(next(v for k, v in before.items() if k.endswith("evaluation.json")))
     assert first_report["regression_metrics"]["mse"]["value"] != second_mse[0]
 
 
@@ -70,8 +75,12 @@ def test_two_runs_at_once_get_their_own_files_and_versions(env: Env) -> None:
     dg.DagsterInstance.from_config(str(env.dagster_home)).dispose()
     procs = [
         subprocess.Popen(
-            [str(BIN / "dagster"), *base], cwd=REPO_ROOT, env=env.vars,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [str(BIN / "dagster"), *base],
+            cwd=REPO_ROOT,
+            env=env.vars,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for _ in range(2)
     ]

@@ -39,7 +39,11 @@ def test_gate_fails_skips_gated_assets_and_registers_nothing(in_process: Env) ->
         result = run_pipeline(instance, {"mse_threshold": 3.0})
         assert not result.success
         assert materialized(result) == {
-            "train_split", "validation_split", "test_split", "preprocessor", "trained_model",
+            "train_split",
+            "validation_split",
+            "test_split",
+            "preprocessor",
+            "trained_model",
             "evaluation_report",
         }
         [evaluation] = result.get_asset_check_evaluations()

@@ -24,14 +24,17 @@ def test_reads_the_uci_file(abalone_file: Path) -> None:
     assert rows.numerics.shape == (4177, 7)
     sexes, counts = np.unique(rows.sex, return_counts=True)
     assert dict(zip(sexes.tolist(), counts.tolist(), strict=True)) == {
-        "F": 1307, "I": 1342, "M": 1528,
+        "F": 1307,
+        "I": 1342,
+        "M": 1528,
     }
     assert rows.rings.min() == 1 and rows.rings.max() == 29
     assert rows.numerics[0].tolist() == [0.455, 0.365, 0.095, 0.514, 0.2245, 0.101, 0.15]
 
 
 def test_empty_measurements_and_sex_are_missing_values_not_errors(tmp_path: Path) -> None:
-    path = write(tmp_path, [GOOD_ROW, "F,0.5,,0.1,0.5,0.2,0.1,0.1,9", ",0.4,0.3,0.1,0.4,0.2,0.1,0.1,7"])
+    gaps = ["F,0.5,,0.1,0.5,0.2,0.1,0.1,9", ",0.4,0.3,0.1,0.4,0.2,0.1,0.1,7"]
+    path = write(tmp_path, [GOOD_ROW, *gaps])
     rows = read_abalone_csv(path, PARAMETER, require_label=True)
     assert np.isnan(rows.numerics[1, 1])
     assert rows.sex.tolist() == ["M", "F", ""]
@@ -42,8 +45,11 @@ def test_empty_measurements_and_sex_are_missing_values_not_errors(tmp_path: Path
     [
         ([GOOD_ROW, GOOD_ROW, "M,0.4,0.3,0.1,0.4,0.2,0.1,9"], 3, "expected 9 columns"),
         ([GOOD_ROW, "M,0.4,0.3,0.1,0.4,0.2,0.1,0.1,9,1"], 2, "found 10"),
-        ([GOOD_ROW, GOOD_ROW, GOOD_ROW, "F,0.4,abc,0.1,0.4,0.2,0.1,0.1,9"], 4,
-         "column 'diameter' value 'abc' is not a number"),
+        (
+            [GOOD_ROW, GOOD_ROW, GOOD_ROW, "F,0.4,abc,0.1,0.4,0.2,0.1,0.1,9"],
+            4,
+            "column 'diameter' value 'abc' is not a number",
+        ),
         ([GOOD_ROW, "X,0.4,0.3,0.1,0.4,0.2,0.1,0.1,9"], 2, "unknown code 'X'"),
         ([GOOD_ROW, "F,0.4,0.3,0.1,0.4,0.2,0.1,0.1,"], 2, "column 'rings' is empty"),
         (["F,0.4,0.3,0.1,0.4,0.2,0.1,0.1"], 1, "expected 9 columns"),

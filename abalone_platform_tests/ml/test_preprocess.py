@@ -3,12 +3,12 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-import pandas as pd
 
 from abalone_platform.ml.data import NUMERIC_COLUMNS, RAW_COLUMNS, read_abalone_csv
 from abalone_platform.ml.preprocess import (
@@ -28,11 +28,17 @@ def rows(abalone_file: Path):
 def test_split_sizes_and_column_order(rows) -> None:
     processed = process(rows, seed=42)
     assert (len(processed.train), len(processed.validation), len(processed.test)) == (
-        2923, 627, 627,
+        2923,
+        627,
+        627,
     )
     assert SPLIT_COLUMNS[0] == "rings"
     assert list(processed.train.columns) == [
-        "rings", *NUMERIC_COLUMNS, "sex_F", "sex_I", "sex_M",
+        "rings",
+        *NUMERIC_COLUMNS,
+        "sex_F",
+        "sex_I",
+        "sex_M",
     ]
 
 
@@ -69,10 +75,19 @@ def test_transform_matches_the_reference_sklearn_pipeline(rows) -> None:
     frame.insert(0, "sex", rows.sex)
     reference = ColumnTransformer(
         [
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-             list(NUMERIC_COLUMNS)),
-            ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                                  OneHotEncoder(handle_unknown="ignore")), ["sex"]),
+            (
+                "num",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                list(NUMERIC_COLUMNS),
+            ),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                ["sex"],
+            ),
         ]
     )
     reference.fit(frame.iloc[train_idx])

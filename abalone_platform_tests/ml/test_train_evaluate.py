@@ -71,8 +71,14 @@ def test_gate_condition_and_message() -> None:
 
 @pytest.mark.parametrize(
     ("instance_type", "vcpus"),
-    [("ml.m5.large", 2), ("ml.m5.xlarge", 4), ("ml.c5.xlarge", 4), ("ml.m5.4xlarge", 16),
-     ("ml.t2.medium", 2), ("ml.c5.18xlarge", 72)],
+    [
+        ("ml.m5.large", 2),
+        ("ml.m5.xlarge", 4),
+        ("ml.c5.xlarge", 4),
+        ("ml.m5.4xlarge", 16),
+        ("ml.t2.medium", 2),
+        ("ml.c5.18xlarge", 72),
+    ],
 )
 def test_instance_vcpus(instance_type: str, vcpus: int) -> None:
     assert instance_vcpus(instance_type) == vcpus

@@ -3,12 +3,8 @@ folder produces exactly one successful run."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -18,8 +14,8 @@ import pytest
 from dagster._core.scheduler.instigation import InstigatorType
 
 from abalone_platform.defs.data.sensors import SOURCE_TAG
-from abalone_platform_tests.conftest import BIN, REPO_ROOT, Env, make_env
-from abalone_platform_tests.storage.s3_server import free_port
+from abalone_platform_tests.conftest import Env, make_env
+from abalone_platform_tests.dagster_dev import dagster_dev
 
 T = TypeVar("T")
 SENSOR = "new_input_data_sensor"
@@ -51,47 +47,8 @@ def dev_server(tmp_path: Path, abalone_file: Path) -> Iterator[tuple[Env, Path, 
         ABALONE_SENSORS_RUNNING="1",
     )
     (tmp_path / "batch").mkdir()
-    port = free_port()
-    log = tmp_path / "dagster-dev.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                str(BIN / "dagster"),
-                "dev",
-                "-m",
-                "abalone_platform",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            cwd=REPO_ROOT,
-            env=env.vars,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-
-        def up() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"dagster dev exited: {log.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
-                    return True
-            except OSError:
-                return False
-
-        wait_for("the webserver", up, 120, log)
-        yield env, watch, log
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    with dagster_dev(env) as server:
+        yield env, watch, server.log
 
 
 def test_dropped_file_gives_exactly_one_successful_run(dev_server, abalone_file):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,15 +22,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+from abalone_platform_tests.conftest import free_port, stop_process_group
+
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 REGION = "us-east-1"
 START_TIMEOUT_S = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -114,13 +109,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         )
         yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout=10)
 
 
 @pytest.fixture

@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from abalone_platform_tests.conftest import (
-    BIN,
-    REPO_ROOT,
-    SHARED_ABALONE,
-    TEST_ARTIFACTS,
-    Env,
-    make_env,
-)
+from abalone_platform_tests.conftest import SHARED_ABALONE, TEST_ARTIFACTS, make_env
+from abalone_platform_tests.dagster_dev import DagsterDev
+from abalone_platform_tests.dagster_dev import dagster_dev as start_dagster_dev
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SERVER_START_TIMEOUT_S = 180
 SCREENSHOTS = TEST_ARTIFACTS / "ui"
 
 
@@ -50,80 +39,17 @@ def _install_chromium() -> None:
     assert CHROMEDRIVER.exists(), "chromium-driver installed no /usr/bin/chromedriver"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class DagsterDev:
-    env: Env
-    url: str
-    log: Path
-
-
-def _wait_for_server(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/server_info", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    pytest.fail(
-        f"dagster dev did not answer within {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}"
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    # dagster dev starts the webserver, the daemon and code servers: stop the whole group.
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
-    root = tmp_path_factory.mktemp("ui")
-    env = make_env(root, SHARED_ABALONE)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = root / "dagster-dev.log"
-    with open(log, "w") as sink:
-        process = subprocess.Popen(
-            [
-                str(BIN / "dagster"),
-                "dev",
-                "-m",
-                "abalone_platform",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            cwd=REPO_ROOT,
-            env=env.vars,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = make_env(tmp_path_factory.mktemp("ui"), SHARED_ABALONE)
     try:
-        _wait_for_server(url, process, log)
-        yield DagsterDev(env=env, url=url, log=log)
+        with start_dagster_dev(env) as server:
+            yield server
     finally:
-        _stop(process)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, SCREENSHOTS / "dagster-dev.log")
+        log = env.dagster_home / "dagster_dev.log"
+        if log.exists():
+            shutil.copy(log, SCREENSHOTS / "dagster-dev.log")
 
 
 @pytest.fixture(scope="module")

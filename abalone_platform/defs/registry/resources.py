@@ -103,54 +103,44 @@ class ModelRegistry(dg.ConfigurableResource):
 
         Returns (version, source URI). The version's tags carry the approval status and `tags`.
         """
-        with self._exclusive():
-            return self._register(bundle_dir, approval_status, metrics, params, tags)
-
-    def _register(
-        self,
-        bundle_dir: Path,
-        approval_status: str,
-        metrics: dict[str, float],
-        params: dict[str, object],
-        tags: dict[str, str],
-    ) -> tuple[str, str]:
         from mlflow.exceptions import MlflowException
 
-        client = self.client()
-        run = client.create_run(self._experiment_id(client), tags=tags)
-        run_id = run.info.run_id
-        try:
-            for key, value in params.items():
-                client.log_param(run_id, key, value)
-            for key, value in metrics.items():
-                client.log_metric(run_id, key, value)
-            client.log_artifacts(run_id, str(bundle_dir), "model")
-            try:
-                client.create_registered_model(
-                    self.model_name,
-                    description="Abalone rings regressor (SageMaker model package group).",
-                )
-            except MlflowException as exc:
-                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-                    raise
-            source = f"{run.info.artifact_uri}/model"
-            version = client.create_model_version(
-                self.model_name,
-                source=source,
-                run_id=run_id,
-                tags={APPROVAL_TAG: approval_status, **tags},
-                description=f"Registered by abalone_platform with status {approval_status}.",
-            )
-        except BaseException:
-            client.set_terminated(run_id, status="FAILED")
-            raise
-        client.set_terminated(run_id)
         from abalone_platform.platform.registry import Registry, sync_approved_alias
 
-        # A version registered as Approved is the newest Approved one: the `approved` alias that
-        # batch inference follows moves to it now, not at the next CLI call.
-        sync_approved_alias(Registry(client, self.model_name, self.tracking_uri))
-        return str(version.version), source
+        with self._exclusive():
+            client = self.client()
+            run = client.create_run(self._experiment_id(client), tags=tags)
+            run_id = run.info.run_id
+            try:
+                for key, value in params.items():
+                    client.log_param(run_id, key, value)
+                for key, value in metrics.items():
+                    client.log_metric(run_id, key, value)
+                client.log_artifacts(run_id, str(bundle_dir), "model")
+                try:
+                    client.create_registered_model(
+                        self.model_name,
+                        description="Abalone rings regressor (SageMaker model package group).",
+                    )
+                except MlflowException as exc:
+                    if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                        raise
+                source = f"{run.info.artifact_uri}/model"
+                version = client.create_model_version(
+                    self.model_name,
+                    source=source,
+                    run_id=run_id,
+                    tags={APPROVAL_TAG: approval_status, **tags},
+                    description=f"Registered by abalone_platform with status {approval_status}.",
+                )
+            except BaseException:
+                client.set_terminated(run_id, status="FAILED")
+                raise
+            client.set_terminated(run_id)
+            # A version registered as Approved is the newest Approved one: the `approved` alias
+            # that batch inference follows moves to it now, not at the next CLI call.
+            sync_approved_alias(Registry(client, self.model_name, self.tracking_uri))
+            return str(version.version), source
 
 
 def default_artifact_root() -> str:
