@@ -235,6 +235,7 @@ def _worker_main() -> None:
 
 class _Worker:
     def __init__(self, setup: dict):
+        # Processes share the cores: XGBoost's OpenMP threads should sleep, not spin, when idle.
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         self.process = subprocess.Popen(
             [sys.executable, "-c", _WORKER_CODE],
