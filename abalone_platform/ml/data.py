@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,8 @@ SEX_BY_CODE = np.array([*SEX_CODES, ""])
 
 # Large enough that pyarrow's per-block overhead vanishes, small enough to bound memory.
 DEFAULT_BLOCK_SIZE = 16 << 20
+# Below this a second process costs more than it saves (interpreter start + imports).
+MIN_BYTES_PER_WORKER = 32 << 20
 
 
 class InputDataError(ValueError):
@@ -46,11 +52,6 @@ class InputDataError(ValueError):
         self.problem = problem
         where = f"{location} line {line}" if line is not None else location
         super().__init__(f"{parameter}: {where}: {problem}")
-
-    def __reduce__(self) -> tuple:
-        # Batch-transform workers raise this in another process; the default pickling would
-        # call __init__ with the message alone and fail, hiding the file and line.
-        return (type(self), (self.parameter, self.location, self.problem, self.line))
 
 
 @dataclass(frozen=True)
@@ -198,25 +199,154 @@ def iter_abalone_chunks(
         yield batch.raw_columns()
 
 
-def read_abalone_csv(path: Path, parameter: str, *, require_label: bool) -> RawColumns:
-    """Read a whole abalone CSV (validated); see ``iter_abalone_chunks``."""
-    if not path.exists():
-        raise InputDataError(parameter, str(path), "file does not exist")
-    if path.stat().st_size == 0:
-        raise InputDataError(parameter, str(path), "file is empty")
-    batches = list(iter_parsed_batches(path, parameter, require_label=require_label))
+def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
+    """Split a file into ``parts`` byte ranges that start and end on line boundaries."""
+    size = path.stat().st_size
+    cuts = [0]
+    with open(path, "rb") as handle:
+        for k in range(1, parts):
+            handle.seek(max(cuts[-1], size * k // parts))
+            handle.readline()
+            cuts.append(min(handle.tell(), size))
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A whole file's (or byte range's) validated columns, before sex codes become strings."""
+
+    numerics: np.ndarray  # (n, 7) float64
+    sex_codes: np.ndarray  # int8
+    rings: np.ndarray | None
+
+
+def _parse(
+    path: Path, parameter: str, require_label: bool, byte_range: tuple[int, int] | None = None
+) -> _Parsed:
+    if byte_range is None:
+        batches = list(iter_parsed_batches(path, parameter, require_label=require_label))
+    else:
+        start, end = byte_range
+        with pa.OSFile(str(path)) as handle:
+            source = handle.get_stream(start, end - start)
+            batches = list(
+                iter_parsed_batches(path, parameter, require_label=require_label, source=source)
+            )
     total = sum(len(b) for b in batches)
-    if total == 0:
-        raise InputDataError(parameter, str(path), "file has no data rows")
     # Filled column by column: one full-size array per column, never a per-block copy too.
     numerics = np.empty((total, len(NUMERIC_COLUMNS)), dtype=np.float64)
     for j in range(len(NUMERIC_COLUMNS)):
-        np.concatenate([b.numerics[j] for b in batches], out=numerics[:, j])
-    return RawColumns(
-        sex=SEX_BY_CODE[np.concatenate([b.sex_codes for b in batches])],
+        np.concatenate([b.numerics[j] for b in batches] or [np.empty(0)], out=numerics[:, j])
+    with_label = bool(batches) and batches[0].rings is not None
+    return _Parsed(
         numerics=numerics,
-        rings=None if batches[0].rings is None else np.concatenate([b.rings for b in batches]),
+        sex_codes=np.concatenate([b.sex_codes for b in batches] or [np.empty(0, np.int8)]),
+        rings=np.concatenate([b.rings for b in batches]) if with_label else None,
     )
+
+
+# A worker is a fresh interpreter running only this module (numpy + pyarrow), not
+# multiprocessing's spawn, which re-imports the parent's main module (e.g. the Dagster CLI).
+_PARSE_WORKER = "from abalone_platform.ml.data import _parse_worker_main; _parse_worker_main()"
+
+
+def _parse_worker_main() -> None:
+    path, parameter, require_label, start, end, out = sys.argv[1:]
+    try:
+        parsed = _parse(Path(path), parameter, require_label == "1", (int(start), int(end)))
+    except InputDataError as exc:
+        error = {"parameter": exc.parameter, "location": exc.location, "problem": exc.problem}
+        Path(out + ".error.json").write_text(json.dumps({**error, "line": exc.line}))
+        sys.exit(3)
+    # .npy is a data-only format: loaded back with allow_pickle=False.
+    np.save(out + ".numerics.npy", parsed.numerics)
+    np.save(out + ".sex.npy", parsed.sex_codes)
+    if parsed.rings is not None:
+        np.save(out + ".rings.npy", parsed.rings)
+
+
+def _parse_in_processes(
+    path: Path, parameter: str, require_label: bool, ranges: list[tuple[int, int]]
+) -> list[_Parsed]:
+    """The first range in this process, the others each in a worker interpreter."""
+    with tempfile.TemporaryDirectory(prefix="abalone-parse-") as tmp:
+        outs = [str(Path(tmp) / f"part{i}") for i in range(len(ranges))]
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _PARSE_WORKER,
+                    str(path),
+                    parameter,
+                    "1" if require_label else "0",
+                    str(start),
+                    str(end),
+                    out,
+                ]
+            )
+            for (start, end), out in zip(ranges[1:], outs[1:], strict=True)
+        ]
+        try:
+            parts = [_parse(path, parameter, require_label, ranges[0])]
+        finally:
+            codes = [worker.wait() for worker in workers]
+        for out, code in zip(outs[1:], codes, strict=True):
+            error = Path(out + ".error.json")
+            if error.exists():
+                raise InputDataError(**json.loads(error.read_text()))
+            if code != 0:
+                raise RuntimeError(f"parsing worker for {path} exited with status {code}")
+            rings = Path(out + ".rings.npy")
+            parts.append(
+                _Parsed(
+                    numerics=np.load(out + ".numerics.npy", allow_pickle=False),
+                    sex_codes=np.load(out + ".sex.npy", allow_pickle=False),
+                    rings=np.load(rings, allow_pickle=False) if rings.exists() else None,
+                )
+            )
+    return parts
+
+
+def read_abalone_csv(
+    path: Path,
+    parameter: str,
+    *,
+    require_label: bool,
+    workers: int = 1,
+    min_bytes_per_worker: int = MIN_BYTES_PER_WORKER,
+) -> RawColumns:
+    """Read a whole abalone CSV (validated); see ``iter_abalone_chunks``.
+
+    With ``workers`` > 1 (ProcessingInstanceCount) and at least ``min_bytes_per_worker`` bytes
+    per worker, line-aligned byte ranges are parsed by that many processes; the result, and any
+    error's file and line, are the same as with one.
+    """
+    if not path.exists():
+        raise InputDataError(parameter, str(path), "file does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputDataError(parameter, str(path), "file is empty")
+    workers = max(1, min(workers, size // min_bytes_per_worker))
+    if workers == 1:
+        parts = [_parse(path, parameter, require_label)]
+    else:
+        parts = _parse_in_processes(
+            path, parameter, require_label, line_aligned_ranges(path, workers)
+        )
+    if sum(len(p.sex_codes) for p in parts) == 0:
+        raise InputDataError(parameter, str(path), "file has no data rows")
+    if len(parts) == 1:
+        whole = parts[0]
+    else:
+        with_label = all(p.rings is not None for p in parts)
+        whole = _Parsed(
+            numerics=np.concatenate([p.numerics for p in parts]),
+            sex_codes=np.concatenate([p.sex_codes for p in parts]),
+            rings=np.concatenate([p.rings for p in parts]) if with_label else None,
+        )
+    return RawColumns(sex=SEX_BY_CODE[whole.sex_codes], numerics=whole.numerics, rings=whole.rings)
 
 
 def _parse_float(text: str) -> float:

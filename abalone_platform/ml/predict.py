@@ -6,10 +6,8 @@ input is the raw CSV a user has, and the bundle's own preprocessor is applied to
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import pickle
 import queue
 import shutil
 import subprocess
@@ -25,10 +23,12 @@ import xgboost as xgb
 
 from abalone_platform.ml.bundle import ModelBundle, read_bundle
 from abalone_platform.ml.data import (
+    MIN_BYTES_PER_WORKER,
     InputDataError,
     ParsedBatch,
     RawColumns,
     iter_parsed_batches,
+    line_aligned_ranges,
 )
 
 BATCH_PARAMETER = "batch_data (BatchData)"
@@ -40,8 +40,6 @@ TRANSFORM_BLOCK_SIZE = 1 << 20
 PREDICT_ROWS = 1 << 17
 # Multi-worker runs hand out line-aligned pieces of about this size, one at a time.
 PIECE_BYTES = 16 << 20
-# Below this a second process costs more than it saves (interpreter start + imports).
-MIN_BYTES_PER_WORKER = 32 << 20
 
 
 def predict_features(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
@@ -59,19 +57,6 @@ def _write_predictions(predictions: np.ndarray, sink: pa.NativeFile) -> None:
 
 
 _WRITE_OPTIONS = pacsv.WriteOptions(include_header=False)
-
-
-def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
-    """Split a file into ``parts`` byte ranges that start and end on line boundaries."""
-    size = path.stat().st_size
-    cuts = [0]
-    with open(path, "rb") as handle:
-        for k in range(1, parts):
-            handle.seek(max(cuts[-1], size * k // parts))
-            handle.readline()
-            cuts.append(min(handle.tell(), size))
-    cuts.append(size)
-    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
 def _groups(batches: Iterator[ParsedBatch], rows: int) -> Iterator[list[ParsedBatch]]:
@@ -227,8 +212,17 @@ def _worker_main() -> None:
                 setup["block_size"],
             )
             answer = {"rows": rows}
-        except Exception as exc:  # sent back to the parent and raised there
-            answer = {"error": base64.b64encode(pickle.dumps(exc)).decode()}
+        except InputDataError as exc:  # raised again in the parent, naming file and line
+            answer = {
+                "input_error": {
+                    "parameter": exc.parameter,
+                    "location": exc.location,
+                    "problem": exc.problem,
+                    "line": exc.line,
+                }
+            }
+        except Exception as exc:
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
 
@@ -257,8 +251,11 @@ class _Worker:
             code = self.process.wait()
             raise RuntimeError(f"batch transform worker exited with status {code}")
         answer = json.loads(line)
+        # Plain data over the pipe, never pickles: the parent only needs to say what went wrong.
+        if "input_error" in answer:
+            raise InputDataError(**answer["input_error"])
         if "error" in answer:
-            raise pickle.loads(base64.b64decode(answer["error"]))
+            raise RuntimeError(f"batch transform worker failed: {answer['error']}")
         return answer["rows"]
 
     def close(self) -> None:

@@ -3,20 +3,14 @@ bad rows anywhere are reported with the file and the line."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from abalone_platform.ml.bundle import read_bundle, write_bundle
-from abalone_platform.ml.data import InputDataError, read_abalone_csv
-from abalone_platform.ml.predict import (
-    BATCH_PARAMETER,
-    batch_transform,
-    line_aligned_ranges,
-    predict_rows,
-)
+from abalone_platform.ml.data import InputDataError, line_aligned_ranges, read_abalone_csv
+from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform, predict_rows
 from abalone_platform.ml.preprocess import process
 from abalone_platform.ml.train import resolve_compute, train_model
 
@@ -164,18 +158,6 @@ def test_a_bad_row_in_the_second_half_names_the_file_and_line(
     assert problem in str(error)
     assert str(error).startswith(f"{BATCH_PARAMETER}: {path} line {line_number}: ")
     assert not out.exists() and not list(tmp_path.glob("*.part*"))
-
-
-def test_input_data_errors_survive_the_trip_back_from_a_worker() -> None:
-    error = InputDataError("batch_data (BatchData)", "/data/x.csv", "bad", 7)
-    copy = pickle.loads(pickle.dumps(error))
-    assert (copy.parameter, copy.location, copy.problem, copy.line) == (
-        "batch_data (BatchData)",
-        "/data/x.csv",
-        "bad",
-        7,
-    )
-    assert str(copy) == str(error)
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n"], ids=["empty", "blank-lines"])

@@ -49,7 +49,12 @@ def abalone_process(
     input_uri = parameters.effective_input_data
     try:
         source = artifacts.resolve_input(input_uri, INPUT_PARAMETER, env_hint="ABALONE_INPUT_DATA")
-        rows = read_abalone_csv(source.path, INPUT_PARAMETER, require_label=True)
+        rows = read_abalone_csv(
+            source.path,
+            INPUT_PARAMETER,
+            require_label=True,
+            workers=parameters.processing_instance_count,
+        )
     except InputDataError as exc:
         raise dg.Failure(description=str(named_by_uri(exc, input_uri))) from exc
     processed = process(rows, parameters.seed)
@@ -59,6 +64,7 @@ def abalone_process(
         "input_sha256": source.sha256,
         "input_rows": len(rows),
         "seed": parameters.seed,
+        "processing_instance_count": parameters.processing_instance_count,
     }
     store = artifacts.store
     for name, frame in zip(
