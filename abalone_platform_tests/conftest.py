@@ -18,6 +18,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ABALONE = REPO_ROOT.parent / "shared" / "data" / "abalone.data"
 BIN = Path(sys.executable).parent
 TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
+# The public contract: asset keys in pipeline order; the first six are built before the gate.
+ASSETS = (
+    "train_split",
+    "validation_split",
+    "test_split",
+    "preprocessor",
+    "trained_model",
+    "evaluation_report",
+    "deployable_model",
+    "batch_predictions",
+    "model_package",
+)
+UNGATED_ASSETS = ASSETS[:6]
+GATED_ASSETS = ASSETS[6:]
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """`dagster dev` serves the code location and completes a run launched as the UI launches it."""
 
-from abalone_platform_tests.conftest import Env
+from abalone_platform_tests.conftest import ASSETS, Env
 from abalone_platform_tests.dagster_dev import LOCATION, dagster_dev
 from abalone_platform_tests.registry_helpers import registered_versions
 
@@ -14,17 +14,6 @@ mutation($params: ExecutionParams!) {
   }
 }
 """
-ASSETS = [
-    "train_split",
-    "validation_split",
-    "test_split",
-    "preprocessor",
-    "trained_model",
-    "evaluation_report",
-    "deployable_model",
-    "batch_predictions",
-    "model_package",
-]
 
 
 def test_materialize_all_through_graphql_succeeds(env: Env) -> None:

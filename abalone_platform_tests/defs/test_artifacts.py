@@ -6,21 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from abalone_platform_tests.conftest import Env
+from abalone_platform_tests.conftest import ASSETS, Env
 from abalone_platform_tests.helpers import run_pipeline
 from abalone_platform_tests.registry_helpers import registered_versions
-
-ASSETS = (
-    "train_split",
-    "validation_split",
-    "test_split",
-    "preprocessor",
-    "trained_model",
-    "evaluation_report",
-    "deployable_model",
-    "batch_predictions",
-    "model_package",
-)
 
 
 def files_under(root: Path) -> dict[str, bytes]:

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from abalone_platform_tests.conftest import Env
+from abalone_platform_tests.conftest import GATED_ASSETS, UNGATED_ASSETS, Env
 from abalone_platform_tests.helpers import run_pipeline
 from abalone_platform_tests.registry_helpers import registered_versions
 
-GATED = ("deployable_model", "batch_predictions", "model_package")
+GATED = GATED_ASSETS
 GATE = dg.AssetCheckKey(dg.AssetKey("evaluation_report"), "mse_within_threshold")
 
 
@@ -38,14 +38,7 @@ def test_gate_fails_skips_gated_assets_and_registers_nothing(in_process: Env) ->
     with dg.DagsterInstance.get() as instance:
         result = run_pipeline(instance, {"mse_threshold": 3.0})
         assert not result.success
-        assert materialized(result) == {
-            "train_split",
-            "validation_split",
-            "test_split",
-            "preprocessor",
-            "trained_model",
-            "evaluation_report",
-        }
+        assert materialized(result) == set(UNGATED_ASSETS)
         [evaluation] = result.get_asset_check_evaluations()
         assert not evaluation.passed
         assert evaluation.description == "Execution failed due to MSE > 3.0"

@@ -10,19 +10,9 @@ import dagster as dg
 import pytest
 from selenium.webdriver.common.by import By
 
+from abalone_platform_tests.conftest import ASSETS
 from abalone_platform_tests.ui.conftest import SCREENSHOTS
 
-ASSETS = [
-    "train_split",
-    "validation_split",
-    "test_split",
-    "preprocessor",
-    "trained_model",
-    "evaluation_report",
-    "deployable_model",
-    "batch_predictions",
-    "model_package",
-]
 GROUPS = ["processing", "training", "evaluation", "deployment", "registry"]
 JOB_PATH = "/locations/abalone_platform/jobs/abalone_pipeline"
 RUN_TIMEOUT_S = 240
