@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import pandas as pd
 import xgboost as xgb
 
 from abalone_platform.ml.data import LABEL_COLUMN
+from abalone_platform.ml.devices import cuda_device_count
 from abalone_platform.ml.preprocess import MODEL_FEATURES
 
 NUM_BOOST_ROUND = 50
@@ -72,16 +72,7 @@ def cuda_available() -> bool:
 
     Training a probe model would not tell: XGBoost falls back to the CPU with only a warning.
     """
-    if not xgb.build_info().get("USE_CUDA"):
-        return False
-    try:
-        driver = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return False
-    count = ctypes.c_int(0)
-    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
-        return False
-    return count.value > 0
+    return bool(xgb.build_info().get("USE_CUDA")) and cuda_device_count() > 0
 
 
 def resolve_compute(instance_type: str) -> Compute:
