@@ -8,7 +8,7 @@ export UV_COMPILE_BYTECODE := 1
 # The Dagster instance is dagster.yaml in this folder; its storage lands in abalone_home/.
 export DAGSTER_HOME := $(CURDIR)
 # Offline machines (CI) have the UCI file beside the checkout; elsewhere the pipeline downloads it.
-SHARED_ABALONE := $(wildcard $(CURDIR)/../shared/data/abalone.data)
+SHARED_ABALONE := $(wildcard $(abspath $(CURDIR)/../shared/data/abalone.data))
 ifeq ($(origin ABALONE_INPUT_DATA),undefined)
 ifneq ($(SHARED_ABALONE),)
 export ABALONE_INPUT_DATA := $(SHARED_ABALONE)

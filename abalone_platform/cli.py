@@ -374,6 +374,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, PlatformError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error; keep Python from reporting one
+        # again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
