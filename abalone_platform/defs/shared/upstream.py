@@ -21,7 +21,6 @@ GATE_CHECK = dg.AssetCheckKey(EVALUATION_REPORT, "mse_within_threshold")
 class Upstream:
     ref: ArtifactRef
     run_id: str
-    storage_id: int
     metadata: dict[str, object]
 
 
@@ -63,7 +62,6 @@ def upstream(context: StepContext, key: str | dg.AssetKey) -> Upstream:
     return Upstream(
         ref=ArtifactRef(uri=str(metadata["uri"]), sha256=str(metadata["sha256"])),
         run_id=record.run_id,
-        storage_id=record.storage_id,
         metadata=metadata,
     )
 
