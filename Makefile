@@ -7,8 +7,11 @@ UV := $(PYTHON) -m uv
 export UV_COMPILE_BYTECODE := 1
 # The Dagster instance is dagster.yaml in this folder; its storage lands in abalone_home/.
 export DAGSTER_HOME := $(CURDIR)
-# Offline machines (CI) have the UCI file beside the checkout; elsewhere the pipeline downloads it.
-SHARED_ABALONE := $(wildcard $(abspath $(CURDIR)/../shared/data/abalone.data))
+# Offline machines (CI) have the UCI file in shared/ beside the checkout (or beside the checkout
+# a local clone came from); elsewhere the pipeline downloads it.
+ORIGIN := $(shell git config --get remote.origin.url 2>/dev/null)
+SHARED_ABALONE := $(firstword $(wildcard $(abspath $(CURDIR)/../shared/data/abalone.data) \
+	$(if $(ORIGIN),$(abspath $(ORIGIN)/../shared/data/abalone.data))))
 ifeq ($(origin ABALONE_INPUT_DATA),undefined)
 ifneq ($(SHARED_ABALONE),)
 export ABALONE_INPUT_DATA := $(SHARED_ABALONE)

@@ -1,5 +1,5 @@
 """Shared fixtures: a real Dagster instance (SQLite under a temp DAGSTER_HOME), a temp
-ABALONE_HOME (artifacts + MLflow SQLite registry) and the UCI file from ../shared/data."""
+ABALONE_HOME (artifacts + MLflow SQLite registry) and the UCI file from shared/data."""
 
 from __future__ import annotations
 
@@ -15,7 +15,29 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_ABALONE = REPO_ROOT.parent / "shared" / "data" / "abalone.data"
+UCI_FILE_IN_SHARED = Path("shared") / "data" / "abalone.data"
+
+
+def _uci_file_candidates() -> list[Path]:
+    """Where the tests look for the UCI file, in order: $ABALONE_TEST_DATA; shared/ beside this
+    checkout (CI); shared/ beside the checkout this one was cloned from (a local `git clone`).
+    The file is never copied into the repository."""
+    candidates = []
+    if os.environ.get("ABALONE_TEST_DATA"):
+        candidates.append(Path(os.environ["ABALONE_TEST_DATA"]))
+    candidates.append(REPO_ROOT.parent / UCI_FILE_IN_SHARED)
+    origin = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / UCI_FILE_IN_SHARED)
+    return candidates
+
+
+_CANDIDATES = _uci_file_candidates()
+SHARED_ABALONE = next((c for c in _CANDIDATES if c.exists()), _CANDIDATES[0])
 BIN = Path(sys.executable).parent
 TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
 # The public contract: asset keys in pipeline order; the first six are built before the gate.
@@ -54,7 +76,11 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="session")
 def abalone_file() -> Path:
-    assert SHARED_ABALONE.exists(), f"tests read the UCI file at {SHARED_ABALONE}"
+    assert SHARED_ABALONE.exists(), (
+        "tests read the UCI abalone file; none at "
+        + ", ".join(str(c) for c in _CANDIDATES)
+        + " (set ABALONE_TEST_DATA to a copy)"
+    )
     return SHARED_ABALONE
 
 
