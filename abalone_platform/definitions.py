@@ -12,13 +12,9 @@ from abalone_platform.defs.evaluation.checks import mse_within_threshold
 from abalone_platform.defs.jobs import abalone_pipeline
 from abalone_platform.defs.registry.assets import model_package
 from abalone_platform.defs.registry.resources import default_registry
-from abalone_platform.defs.shared.resources import (
-    ArtifactStore,
-    PipelineParameters,
-    abalone_home,
-    artifact_root_setting,
-)
+from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.training.assets import trained_model
+from abalone_platform.settings import abalone_home, artifact_root_setting
 
 
 def build_defs() -> dg.Definitions:

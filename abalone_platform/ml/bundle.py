@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import xgboost as xgb
 
 from abalone_platform.ml.data import FEATURE_COLUMNS, LABEL_COLUMN
@@ -71,6 +72,11 @@ def load_booster(data: bytes, expected_sha256: str, where: str) -> xgb.Booster:
     booster = xgb.Booster()
     booster.load_model(bytearray(data))
     return booster
+
+
+def predict_features(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
+    """Predictions for a feature matrix already in MODEL_FEATURES order."""
+    return booster.inplace_predict(features, validate_features=False)
 
 
 def write_bundle(directory: Path, booster_bytes: bytes, preprocessor: Preprocessor) -> str:

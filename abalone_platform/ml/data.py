@@ -127,12 +127,6 @@ class ParsedBatch:
     def __len__(self) -> int:
         return len(self.sex_codes)
 
-    def raw_columns(self) -> RawColumns:
-        numerics = np.empty((len(self), len(NUMERIC_COLUMNS)), dtype=np.float64)
-        for j, column in enumerate(self.numerics):
-            numerics[:, j] = column
-        return RawColumns(sex=SEX_BY_CODE[self.sex_codes], numerics=numerics, rings=self.rings)
-
 
 def _float_column(batch: pa.RecordBatch, name: str) -> np.ndarray:
     # Zero-copy when the column has no nulls; nulls become NaN otherwise.
@@ -147,7 +141,12 @@ def iter_parsed_batches(
     block_size: int = DEFAULT_BLOCK_SIZE,
     source: object | None = None,
 ) -> Iterator[ParsedBatch]:
-    """Stream a headerless abalone CSV as validated blocks; see ``iter_abalone_chunks``."""
+    """Stream a headerless abalone CSV as validated blocks.
+
+    With ``require_label`` the file must have 9 columns (rings last); otherwise 8 or 9, and a
+    rings column is read but may be ignored by the caller. ``source`` is an optional stream over
+    (part of) ``path``; errors are always reported against ``path`` and its line numbers.
+    """
     columns = count_columns(path, parameter)
     if require_label and columns != len(RAW_COLUMNS):
         raise InputDataError(
@@ -177,26 +176,6 @@ def iter_parsed_batches(
             )
     except pa.ArrowInvalid as exc:
         raise locate_error(path, parameter, require_label) from exc
-
-
-def iter_abalone_chunks(
-    path: Path,
-    parameter: str,
-    *,
-    require_label: bool,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    source: object | None = None,
-) -> Iterator[RawColumns]:
-    """Stream a headerless abalone CSV as validated chunks.
-
-    With ``require_label`` the file must have 9 columns (rings last); otherwise 8 or 9, and a
-    rings column is read but may be ignored by the caller. ``source`` is an optional file-like
-    object over (part of) ``path``; errors are always reported against ``path``.
-    """
-    for batch in iter_parsed_batches(
-        path, parameter, require_label=require_label, block_size=block_size, source=source
-    ):
-        yield batch.raw_columns()
 
 
 def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
@@ -317,7 +296,7 @@ def read_abalone_csv(
     workers: int = 1,
     min_bytes_per_worker: int = MIN_BYTES_PER_WORKER,
 ) -> RawColumns:
-    """Read a whole abalone CSV (validated); see ``iter_abalone_chunks``.
+    """Read a whole abalone CSV (validated); see ``iter_parsed_batches``.
 
     With ``workers`` > 1 (ProcessingInstanceCount) and at least ``min_bytes_per_worker`` bytes
     per worker, line-aligned byte ranges are parsed by that many processes; the result, and any

@@ -8,11 +8,18 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from abalone_platform.ml.bundle import predict_features
 from abalone_platform.ml.data import LABEL_COLUMN
 from abalone_platform.ml.preprocess import MODEL_FEATURES
-from abalone_platform.ml.train import predict_features
 
 MSE_JSON_PATH = "regression_metrics.mse.value"
+
+
+def split_predictions(booster: xgb.Booster, split: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(actual, predicted) rings of a stored split, both float64."""
+    actual = split[LABEL_COLUMN].to_numpy(dtype=np.float64)
+    predicted = predict_features(booster, split[list(MODEL_FEATURES)].to_numpy(np.float32))
+    return actual, predicted.astype(np.float64)
 
 
 def evaluate(booster: xgb.Booster, test: pd.DataFrame) -> dict:
@@ -20,9 +27,12 @@ def evaluate(booster: xgb.Booster, test: pd.DataFrame) -> dict:
 
     standard_deviation is the population std of the residuals, as the reference computes it.
     """
-    y = test[LABEL_COLUMN].to_numpy(dtype=np.float64)
-    predictions = predict_features(booster, test[list(MODEL_FEATURES)].to_numpy(np.float32))
-    residuals = y - predictions.astype(np.float64)
+    return report_from_predictions(*split_predictions(booster, test))
+
+
+def report_from_predictions(y: np.ndarray, predictions: np.ndarray) -> dict:
+    """The evaluation report for actual rings ``y`` and their ``predictions``."""
+    residuals = y - predictions
     mse = float(np.mean(residuals**2))
     total = float(np.sum((y - y.mean()) ** 2))
     return {

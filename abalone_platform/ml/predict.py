@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import xgboost as xgb
 
-from abalone_platform.ml.bundle import ModelBundle, read_bundle
+from abalone_platform.ml.bundle import ModelBundle, predict_features, read_bundle
 from abalone_platform.ml.data import (
     MIN_BYTES_PER_WORKER,
     InputDataError,
@@ -40,12 +39,6 @@ TRANSFORM_BLOCK_SIZE = 1 << 20
 PREDICT_ROWS = 1 << 17
 # Multi-worker runs hand out line-aligned pieces of about this size, one at a time.
 PIECE_BYTES = 16 << 20
-
-
-def predict_features(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
-    # train.predict_features' call, repeated here so that workers do not import pandas with
-    # train.py (a worker's start-up time is the price of a second worker).
-    return booster.inplace_predict(features, validate_features=False)
 
 
 def predict_rows(bundle: ModelBundle, rows: RawColumns) -> np.ndarray:

@@ -132,7 +132,3 @@ def train_model(
         validation_rmse=[float(v) for v in history["validation"]["rmse"]],
         params={**params, "num_boost_round": NUM_BOOST_ROUND},
     )
-
-
-def predict_features(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
-    return booster.inplace_predict(features, validate_features=False)

@@ -2,8 +2,8 @@
 
 The approval status lives in the version's ModelApprovalStatus tag (where model_package puts it)
 and its history in a JSON tag beside it, so MLflow alone holds the whole record. The `approved`
-alias is derived from the statuses: every command here re-derives it, so it is right even after
-the pipeline registers a version as Approved on its own.
+alias is derived from the statuses (`sync_approved_alias`): model_package calls it when it
+registers a version, and every command here calls it too.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abalone_platform.platform.errors import RegistryError, TransitionError, UnknownVersionError
+from abalone_platform.settings import tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-# The same names as defs.registry.resources and defs.shared.resources.ModelApprovalStatus; this
-# module does not import those, since they pull in Dagster and XGBoost (seconds per command).
-# tests/platform/test_registry.py checks that they agree.
+# The registry's names, for the pipeline (defs.registry) and the CLI alike. The statuses repeat
+# defs.shared.resources.ModelApprovalStatus, which this module does not import (it pulls in
+# Dagster and XGBoost: seconds per command); tests/platform/test_registry.py checks they agree.
 MODEL_PACKAGE_GROUP = "AbaloneModelPackageGroupName"
 APPROVAL_TAG = "ModelApprovalStatus"
 APPROVED_ALIAS = "approved"
@@ -46,13 +47,6 @@ class Registry:
     client: MlflowClient
     name: str
     tracking_uri: str
-
-
-def tracking_uri() -> str:
-    """The registry the pipeline writes to: MLFLOW_TRACKING_URI, else SQLite in ABALONE_HOME (as
-    defs.registry.resources.default_tracking_uri)."""
-    home = Path(os.environ.get("ABALONE_HOME") or Path.cwd() / "abalone_home").resolve()
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
 
 
 def open_registry() -> Registry:

@@ -11,8 +11,6 @@ import pytest
 from abalone_platform.ml.bundle import read_bundle, write_bundle
 from abalone_platform.ml.data import InputDataError, line_aligned_ranges, read_abalone_csv
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform, predict_rows
-from abalone_platform.ml.preprocess import process
-from abalone_platform.ml.train import resolve_compute, train_model
 
 # Small enough that the UCI file (192 kB) and its copies split into several ranges and blocks.
 SMALL_WORKER_BYTES = 16 << 10
@@ -20,17 +18,9 @@ SMALL_BLOCK = 8 << 10
 
 
 @pytest.fixture(scope="module")
-def bundle(abalone_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    rows = read_abalone_csv(abalone_file, "input_data (InputData)", require_label=True)
-    processed = process(rows, seed=42)
-    model = train_model(
-        processed.train,
-        processed.validation,
-        seed=42,
-        compute=resolve_compute("ml.m5.large"),
-    )
+def bundle(processed, trained, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     directory = tmp_path_factory.mktemp("bundle")
-    sha = write_bundle(directory, bytes(model.booster.save_raw("ubj")), processed.preprocessor)
+    sha = write_bundle(directory, bytes(trained.booster.save_raw("ubj")), processed.preprocessor)
     return directory, sha
 
 

@@ -1,7 +1,5 @@
 """Split and preprocessing: the reference's layout without its leakage."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +8,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from abalone_platform.ml.data import NUMERIC_COLUMNS, RAW_COLUMNS, read_abalone_csv
+from abalone_platform.ml.data import NUMERIC_COLUMNS, RAW_COLUMNS
 from abalone_platform.ml.preprocess import (
     MODEL_FEATURES,
     SPLIT_COLUMNS,
@@ -18,11 +16,6 @@ from abalone_platform.ml.preprocess import (
     process,
     split_indices,
 )
-
-
-@pytest.fixture(scope="module")
-def rows(abalone_file: Path):
-    return read_abalone_csv(abalone_file, "input_data (InputData)", require_label=True)
 
 
 def test_split_sizes_and_column_order(rows) -> None:

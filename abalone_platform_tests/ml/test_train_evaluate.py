@@ -1,15 +1,12 @@
 """Training, evaluation layout, instance types and the booster's integrity check."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from abalone_platform.ml.bundle import ArtifactIntegrityError, load_booster, sha256_bytes
-from abalone_platform.ml.data import read_abalone_csv
 from abalone_platform.ml.evaluate import evaluate, gate_failure_message, mse_within, report_to_json
-from abalone_platform.ml.preprocess import process
 from abalone_platform.ml.train import (
     NUM_BOOST_ROUND,
     InstanceTypeError,
@@ -17,19 +14,6 @@ from abalone_platform.ml.train import (
     resolve_compute,
     train_model,
 )
-
-
-@pytest.fixture(scope="module")
-def processed(abalone_file: Path):
-    rows = read_abalone_csv(abalone_file, "input_data (InputData)", require_label=True)
-    return process(rows, seed=42)
-
-
-@pytest.fixture(scope="module")
-def trained(processed):
-    return train_model(
-        processed.train, processed.validation, seed=42, compute=resolve_compute("ml.m5.xlarge")
-    )
 
 
 def test_training_is_seeded_and_records_every_round(processed, trained) -> None:

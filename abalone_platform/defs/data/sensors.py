@@ -17,7 +17,8 @@ from pathlib import Path
 import dagster as dg
 
 from abalone_platform.defs.jobs import abalone_pipeline
-from abalone_platform.defs.shared.resources import ArtifactStore, abalone_home
+from abalone_platform.defs.shared.resources import ArtifactStore
+from abalone_platform.settings import abalone_home
 from abalone_platform.storage.watch import (
     ListingError,
     TickPlan,

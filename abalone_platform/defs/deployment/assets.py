@@ -8,7 +8,7 @@ import dagster as dg
 from abalone_platform.defs.registry.resources import APPROVAL_TAG, ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import require_passed_gate, upstream
-from abalone_platform.ml.bundle import MANIFEST_FILE, load_booster, read_bundle, write_bundle
+from abalone_platform.ml.bundle import MANIFEST_FILE, load_booster, write_bundle
 from abalone_platform.ml.data import InputDataError
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
 from abalone_platform.ml.preprocess import Preprocessor
@@ -129,7 +129,6 @@ def batch_predictions(
         bundle = BundleSource(ref=latest.ref, provenance={"model_run_id": latest.run_id})
     store = artifacts.store
     directory = store.local_copy(bundle.ref)
-    read_bundle(directory, bundle.ref.sha256)
     batch_uri = parameters.effective_batch_data
     try:
         source = artifacts.resolve_input(batch_uri, BATCH_PARAMETER, env_hint="ABALONE_BATCH_DATA")

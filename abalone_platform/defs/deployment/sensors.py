@@ -23,8 +23,8 @@ from abalone_platform.defs.data.sensors import (
 from abalone_platform.defs.jobs import abalone_pipeline
 from abalone_platform.defs.registry.resources import APPROVAL_TAG, ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore
+from abalone_platform.platform.registry import APPROVED_ALIAS
 
-APPROVED_ALIAS = "approved"
 MODEL_VERSION_TAG = "abalone/model_package_version"
 
 

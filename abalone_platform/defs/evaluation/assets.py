@@ -6,7 +6,11 @@ from abalone_platform.defs.shared.resources import ArtifactStore
 from abalone_platform.defs.shared.upstream import upstream
 from abalone_platform.defs.training.assets import read_split
 from abalone_platform.ml.bundle import load_booster
-from abalone_platform.ml.evaluate import evaluate, report_to_json
+from abalone_platform.ml.evaluate import (
+    report_from_predictions,
+    report_to_json,
+    split_predictions,
+)
 from abalone_platform.ml.plots import evaluation_figures, markdown_image
 from abalone_platform.platform.code_version import code_version
 
@@ -36,8 +40,9 @@ def evaluation_report(
     model = upstream(context, "trained_model")
     booster = load_booster(artifacts.store.read_bytes(model.ref), model.ref.sha256, model.ref.uri)
     test_up = upstream(context, "test_split")
-    test = read_split(context, artifacts, "test_split")
-    report = evaluate(booster, test)
+    test = read_split(artifacts, test_up)
+    actual, predicted = split_predictions(booster, test)
+    report = report_from_predictions(actual, predicted)
     ref = artifacts.store.write_bytes(
         "evaluation_report", context.run.run_id, "evaluation.json", report_to_json(report)
     )
@@ -59,7 +64,7 @@ def evaluation_report(
             "report": dg.MetadataValue.md(report_markdown(report)),
             **{
                 name: dg.MetadataValue.md(markdown_image(png, name.replace("_", " ")))
-                for name, png in evaluation_figures(booster, test).items()
+                for name, png in evaluation_figures(actual, predicted).items()
             },
             "code_version": code_version(),
         }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,18 +16,18 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from abalone_platform.defs.shared.resources import abalone_home, artifact_root_setting
+from abalone_platform.platform.registry import (
+    APPROVAL_TAG,
+    MODEL_PACKAGE_GROUP,
+    Registry,
+    sync_approved_alias,
+)
+from abalone_platform.settings import abalone_home, artifact_root_setting, tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-MODEL_PACKAGE_GROUP = "AbaloneModelPackageGroupName"
 EXPERIMENT_NAME = "abalone_platform"
-APPROVAL_TAG = "ModelApprovalStatus"
-
-
-def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{abalone_home() / 'mlflow.db'}"
 
 
 class ModelRegistry(dg.ConfigurableResource):
@@ -105,8 +104,6 @@ class ModelRegistry(dg.ConfigurableResource):
         """
         from mlflow.exceptions import MlflowException
 
-        from abalone_platform.platform.registry import Registry, sync_approved_alias
-
         with self._exclusive():
             client = self.client()
             run = client.create_run(self._experiment_id(client), tags=tags)
@@ -157,6 +154,6 @@ def default_artifact_root() -> str:
 
 def default_registry() -> ModelRegistry:
     return ModelRegistry(
-        tracking_uri=default_tracking_uri(),
+        tracking_uri=tracking_uri(),
         artifact_root=default_artifact_root(),
     )

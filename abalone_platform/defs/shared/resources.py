@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from abalone_platform.ml.train import InstanceTypeError, instance_vcpus
 from abalone_platform.storage.artifacts import LocalArtifactStore, S3ArtifactStore
@@ -27,26 +27,6 @@ class ModelApprovalStatus(str, Enum):
     PendingManualApproval = "PendingManualApproval"
     Approved = "Approved"
     Rejected = "Rejected"
-
-
-def abalone_home() -> Path:
-    """ABALONE_HOME: a local directory holding the download cache, the MLflow registry's SQLite
-    database and, unless ABALONE_ARTIFACT_ROOT says otherwise, the artifacts."""
-    value = os.environ.get("ABALONE_HOME", "")
-    if "://" in value:
-        # Keeping the cache and the SQLite registry local is deliberate (SQLite cannot live in
-        # S3); artifacts have their own setting.
-        raise ValueError(
-            f"ABALONE_HOME must be a local directory, got {value!r}; to keep artifacts in S3 "
-            "set ABALONE_ARTIFACT_ROOT=s3://bucket/prefix"
-        )
-    return Path(value or Path.cwd() / "abalone_home").resolve()
-
-
-def artifact_root_setting() -> str:
-    """ABALONE_ARTIFACT_ROOT: where artifacts go, a directory or ``s3://bucket/prefix``; empty
-    means ``ABALONE_HOME/artifacts``."""
-    return os.environ.get("ABALONE_ARTIFACT_ROOT", "").strip()
 
 
 class PipelineParameters(dg.ConfigurableResource):
@@ -159,15 +139,25 @@ class ArtifactStore(dg.ConfigurableResource):
     # (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_PROFILE...), never from Dagster config, so no
     # secret can end up in run config or the event log.
     s3: S3Resource = Field(default_factory=S3Resource, description="S3 access (dagster-aws).")
+    # Built on first use and kept: a step reads and writes several artifacts, and each new S3
+    # store would otherwise create its own boto3 client.
+    _store: LocalArtifactStore | S3ArtifactStore | None = PrivateAttr(default=None)
 
     def s3_files(self) -> S3Files:
         return S3Files(self.s3.get_client())
 
     @property
     def store(self) -> LocalArtifactStore | S3ArtifactStore:
-        if is_s3_uri(self.artifact_root):
-            return S3ArtifactStore(self.artifact_root, self.s3_files(), self.cache_dir / "s3")
-        return LocalArtifactStore(Path(self.artifact_root or Path(self.root) / "artifacts"))
+        if self._store is None:
+            if is_s3_uri(self.artifact_root):
+                self._store = S3ArtifactStore(
+                    self.artifact_root, self.s3_files(), self.cache_dir / "s3"
+                )
+            else:
+                self._store = LocalArtifactStore(
+                    Path(self.artifact_root or Path(self.root) / "artifacts")
+                )
+        return self._store
 
     @property
     def cache_dir(self) -> Path:

@@ -6,16 +6,14 @@ import dagster as dg
 import pandas as pd
 
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
-from abalone_platform.defs.shared.upstream import upstream
+from abalone_platform.defs.shared.upstream import Upstream, upstream
 from abalone_platform.ml.plots import markdown_image, validation_curve_png
 from abalone_platform.ml.train import InstanceTypeError, resolve_compute, train_model
 from abalone_platform.platform.code_version import code_version
 
 
-def read_split(
-    context: dg.AssetExecutionContext, artifacts: ArtifactStore, name: str
-) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(artifacts.store.read_bytes(upstream(context, name).ref)))
+def read_split(artifacts: ArtifactStore, split: Upstream) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(artifacts.store.read_bytes(split.ref)))
 
 
 @dg.asset(
@@ -33,8 +31,8 @@ def trained_model(
         compute = resolve_compute(parameters.training_instance_type)
     except InstanceTypeError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    train = read_split(context, artifacts, "train_split")
-    validation = read_split(context, artifacts, "validation_split")
+    train = read_split(artifacts, upstream(context, "train_split"))
+    validation = read_split(artifacts, upstream(context, "validation_split"))
     result = train_model(train, validation, seed=parameters.seed, compute=compute)
     ref = artifacts.store.write_bytes(
         "trained_model", context.run.run_id, "model.ubj", bytes(result.booster.save_raw("ubj"))

@@ -1,0 +1,36 @@
+"""Where things live, read from the environment: the one place for ABALONE_HOME,
+ABALONE_ARTIFACT_ROOT and the registry's tracking URI.
+
+Plain Python, no Dagster or MLflow import, so the pipeline's resources and the `abalone-platform`
+command (which must start fast) share these rules instead of each keeping a copy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def abalone_home() -> Path:
+    """ABALONE_HOME: a local directory holding the download cache, the MLflow registry's SQLite
+    database and, unless ABALONE_ARTIFACT_ROOT says otherwise, the artifacts."""
+    value = os.environ.get("ABALONE_HOME", "")
+    if "://" in value:
+        # Keeping the cache and the SQLite registry local is deliberate (SQLite cannot live in
+        # S3); artifacts have their own setting.
+        raise ValueError(
+            f"ABALONE_HOME must be a local directory, got {value!r}; to keep artifacts in S3 "
+            "set ABALONE_ARTIFACT_ROOT=s3://bucket/prefix"
+        )
+    return Path(value or Path.cwd() / "abalone_home").resolve()
+
+
+def artifact_root_setting() -> str:
+    """ABALONE_ARTIFACT_ROOT: where artifacts go, a directory or ``s3://bucket/prefix``; empty
+    means ``ABALONE_HOME/artifacts``."""
+    return os.environ.get("ABALONE_ARTIFACT_ROOT", "").strip()
+
+
+def tracking_uri() -> str:
+    """The MLflow registry: MLFLOW_TRACKING_URI, else SQLite in ABALONE_HOME."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{abalone_home() / 'mlflow.db'}"
