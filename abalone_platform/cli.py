@@ -69,7 +69,8 @@ def cmd_registry_list(args: argparse.Namespace) -> None:
             [
                 [
                     v["version"],
-                    v["approval_status"],
+                    v["approval_status"]
+                    + ("" if v["registration"] == "complete" else " (registration incomplete)"),
                     "" if v["mse"] is None else f"{v['mse']:.4f}",
                     v["created"],
                     v["dagster_run_id"],
@@ -92,6 +93,11 @@ def cmd_registry_describe(args: argparse.Namespace) -> None:
         f"{info['name']} version {info['version']}: {info['approval_status']}"
         + (f" (alias {', '.join(info['aliases'])})" if info["aliases"] else "")
     )
+    if info["registration"] != "complete":
+        print(
+            "  registration  INCOMPLETE: the run that registered it was stopped before it "
+            "finished; it is never approved, aliased or used for batch inference"
+        )
     for label, key in (
         ("created", "created"),
         ("last updated", "last_updated"),
@@ -174,6 +180,8 @@ def cmd_lineage(args: argparse.Namespace) -> None:
         f"Lineage of {package['name']} version {package['version']} "
         f"({package['approval_status']}), registered by Dagster run {package['dagster_run_id']}"
     )
+    for problem in lineage["missing"]:
+        print(f"MISSING: {problem}")
     for step in lineage["steps"]:
         rows = [
             r

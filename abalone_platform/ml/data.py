@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import re
+import stat
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +44,14 @@ SEX_BY_CODE = np.array([*SEX_CODES, ""])
 DEFAULT_BLOCK_SIZE = 16 << 20
 # Below this a second process costs more than it saves (interpreter start + imports).
 MIN_BYTES_PER_WORKER = 32 << 20
+# Longest line read as text (the first line, and every line while locating an error). A UCI row
+# is under 50 characters and one with full-precision floats under 200; a longer line is not an
+# abalone row, and a bound keeps a multi-gigabyte "line" out of memory (and under csv's own
+# 131,072-character field limit, which would otherwise raise a bare csv.Error).
+MAX_LINE_CHARS = 65_536
+# Padding around a value that is ignored: what Arrow's number parser skips, so the text scan
+# (locate_error) and the fast parser agree on every field.
+PADDING = " \t"
 
 
 class InputDataError(ValueError):
@@ -61,6 +73,9 @@ class RawColumns:
     sex: np.ndarray
     numerics: np.ndarray  # shape (n, 7)
     rings: np.ndarray | None  # shape (n,), None for batch files without a label
+    # The file the rows came from, so that an error about the rows as a whole (too few to
+    # split) can name it; empty for rows built in memory.
+    source: str = ""
 
     def __len__(self) -> int:
         return len(self.sex)
@@ -70,15 +85,122 @@ class RawColumns:
             sex=self.sex[index],
             numerics=self.numerics[index],
             rings=None if self.rings is None else self.rings[index],
+            source=self.source,
         )
 
 
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_readable(parameter: str, location: str, exc: OSError) -> InputDataError:
+    if isinstance(exc, PermissionError):
+        return InputDataError(parameter, location, "is not readable (permission denied)")
+    return InputDataError(parameter, location, f"could not be read ({exc.strerror or exc})")
+
+
+def stat_input_file(path: Path, parameter: str, location: str | None = None) -> os.stat_result:
+    """``os.stat`` of an input that must be a regular file, refused clearly otherwise.
+
+    Only stat, never open: opening a FIFO blocks until something writes to it, and a device
+    reads as an endless or an empty stream; both must be refused before anything opens them.
+    """
+    location = location or str(path)
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputDataError(parameter, location, "file does not exist") from None
+    except OSError as exc:  # e.g. a parent directory that may not be searched
+        raise _not_readable(parameter, location, exc) from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise InputDataError(parameter, location, "is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "a special file")
+        raise InputDataError(parameter, location, f"is not a regular file ({kind})")
+    return info
+
+
+def open_input_file(
+    path: Path, parameter: str, location: str | None = None, *, text: bool = False
+) -> IO:
+    """Open a (stat-checked) input for reading; a permission error names the parameter.
+
+    Text mode keeps undecodable bytes as surrogates (an error names their line) and leaves line
+    ends alone, so \\r, \\n and \\r\\n all end a line, as they do for Arrow's parser.
+    """
+    try:
+        if text:
+            return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+        return open(path, "rb")
+    except OSError as exc:
+        raise _not_readable(parameter, location or str(path), exc) from exc
+
+
+def check_input_file(path: Path, parameter: str, location: str | None = None) -> os.stat_result:
+    """Refuse an input that is missing, not a regular file or not readable, before reading it."""
+    info = stat_input_file(path, parameter, location)
+    # Permission bits do not tell (root reads anything; ACLs, read-only mounts): try to open.
+    open_input_file(path, parameter, location).close()
+    return info
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+_LINE_ENDS = "\r\n"
+
+
+def _text_lines(handle: IO, path: Path, parameter: str) -> Iterator[tuple[int, str]]:
+    """(line number, text without its line end) of each line, in bounded memory.
+
+    A line longer than MAX_LINE_CHARS is refused, measured in chunks rather than read whole; a
+    line that is not UTF-8 is refused too (Arrow refuses it, and its message has no line).
+    """
+    line_number = 0
+    while line := handle.readline(MAX_LINE_CHARS + 2):  # + 2: room for a \r\n line end
+        line_number += 1
+        body = line.rstrip(_LINE_ENDS)
+        if len(body) > MAX_LINE_CHARS:
+            length = len(body)
+            while not line.endswith(tuple(_LINE_ENDS)):
+                line = handle.readline(1 << 20)
+                if not line:
+                    break
+                length += len(line.rstrip(_LINE_ENDS))
+            raise InputDataError(
+                parameter,
+                str(path),
+                f"the line is {length:,} characters long; an abalone row is under 200 "
+                f"characters, and lines over {MAX_LINE_CHARS:,} are refused",
+                line_number,
+            )
+        if _UNDECODABLE.search(body):
+            raise InputDataError(parameter, str(path), "is not UTF-8 text", line_number)
+        yield line_number, body
+
+
+def _csv_fields(line: str, path: Path, parameter: str, line_number: int) -> list[str]:
+    try:
+        return next(csv.reader([line]))
+    except csv.Error as exc:
+        raise InputDataError(
+            parameter, str(path), f"could not be read as CSV ({exc})", line_number
+        ) from exc
+
+
 def count_columns(path: Path, parameter: str) -> int:
-    """Column count of the first non-empty line; 8 (features) or 9 (features + rings)."""
-    with open(path, newline="") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line.strip():
-                columns = len(next(csv.reader([line])))
+    """Column count of the first non-empty line; 8 (features) or 9 (features + rings).
+
+    Empty lines are skipped, as Arrow skips them; a line of spaces is not empty (for Arrow it
+    is a row of one column), so it is counted and refused here.
+    """
+    stat_input_file(path, parameter)
+    with open_input_file(path, parameter, text=True) as handle:
+        for line_number, line in _text_lines(handle, path, parameter):
+            if line:
+                columns = len(_csv_fields(line, path, parameter, line_number))
                 if columns not in (len(FEATURE_COLUMNS), len(RAW_COLUMNS)):
                     raise InputDataError(
                         parameter,
@@ -95,7 +217,10 @@ def _convert_options(columns: int) -> pacsv.ConvertOptions:
     names = RAW_COLUMNS[:columns]
     types = {name: pa.float64() for name in names if name != SEX_COLUMN}
     types[SEX_COLUMN] = pa.string()
-    return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+    # Only an empty field is a missing value. Arrow's default null spellings ("NA", "nan",
+    # "NULL", ...) would silently turn text into missing values; "nan" now parses as a NaN that
+    # the finiteness check refuses, and the others are not numbers (nor sex codes).
+    return pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True)
 
 
 def _read_options(columns: int, block_size: int) -> pacsv.ReadOptions:
@@ -114,6 +239,36 @@ def sex_codes(sex: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, bool]:
     known = index.null_count == sex.null_count
     codes = pc.fill_null(index, MISSING_SEX).cast(pa.int8()).to_numpy(zero_copy_only=False)
     return codes, known
+
+
+def _padded_sex_codes(sex: pa.Array) -> tuple[np.ndarray, bool]:
+    """``sex_codes`` with PADDING trimmed first; Arrow trims numbers itself, never strings.
+
+    Only called for a block that has unknown codes, so an unpadded file never pays for it. A
+    field of spaces trims to "", which is not null, so it stays unknown (and is refused).
+    """
+    return sex_codes(pc.utf8_trim(sex, PADDING))
+
+
+def _valid_measurements(column: pa.Array, values: np.ndarray) -> bool:
+    """Whether every value present is finite and not negative (NaN from an empty field is fine)."""
+    if len(values) == 0:
+        return True
+    if column.null_count == 0:
+        # min and max propagate NaN, so a parsed "nan" fails too; no temporary arrays.
+        return bool(values.min() >= 0) and bool(values.max() < np.inf)
+    # NaN fails both comparisons, so the valid values are exactly the non-missing ones.
+    good = np.count_nonzero((values >= 0) & (values < np.inf))
+    return good == len(values) - column.null_count
+
+
+def _valid_rings(column: pa.Array, rings: np.ndarray) -> bool:
+    """Whether every rings value is present, finite, not negative and whole."""
+    if len(rings) == 0:
+        return True
+    if column.null_count or not (rings.min() >= 0 and rings.max() < np.inf):
+        return False
+    return bool(np.array_equal(np.trunc(rings), rings))
 
 
 @dataclass(frozen=True)
@@ -164,18 +319,27 @@ def iter_parsed_batches(
         )
         for batch in reader:
             codes, known = sex_codes(batch.column(SEX_COLUMN))
+            if not known:
+                codes, known = _padded_sex_codes(batch.column(SEX_COLUMN))
+            numerics = tuple(_float_column(batch, name) for name in NUMERIC_COLUMNS)
             rings = _float_column(batch, LABEL_COLUMN) if with_label else None
-            bad_label = require_label and bool(np.isnan(rings).any())
-            if not known or bad_label:
+            # Checks on the parsed arrays, a few vectorised passes per block: Arrow accepts
+            # "inf" and negative numbers, which are no measurement. A batch file's rings
+            # column is read but not used, so it only has to parse.
+            valid = (
+                known
+                and all(
+                    _valid_measurements(batch.column(name), values)
+                    for name, values in zip(NUMERIC_COLUMNS, numerics, strict=True)
+                )
+                and (not require_label or _valid_rings(batch.column(LABEL_COLUMN), rings))
+            )
+            if not valid:
                 # Locating the line needs the raw text; only pay for it when something is wrong.
                 raise locate_error(path, parameter, require_label)
-            yield ParsedBatch(
-                numerics=tuple(_float_column(batch, name) for name in NUMERIC_COLUMNS),
-                sex_codes=codes,
-                rings=rings,
-            )
+            yield ParsedBatch(numerics=numerics, sex_codes=codes, rings=rings)
     except pa.ArrowInvalid as exc:
-        raise locate_error(path, parameter, require_label) from exc
+        raise locate_error(path, parameter, require_label, detail=str(exc)) from exc
 
 
 def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
@@ -302,9 +466,7 @@ def read_abalone_csv(
     per worker, line-aligned byte ranges are parsed by that many processes; the result, and any
     error's file and line, are the same as with one.
     """
-    if not path.exists():
-        raise InputDataError(parameter, str(path), "file does not exist")
-    size = path.stat().st_size
+    size = check_input_file(path, parameter).st_size
     if size == 0:
         raise InputDataError(parameter, str(path), "file is empty")
     workers = max(1, min(workers, size // min_bytes_per_worker))
@@ -325,28 +487,52 @@ def read_abalone_csv(
             sex_codes=np.concatenate([p.sex_codes for p in parts]),
             rings=np.concatenate([p.rings for p in parts]) if with_label else None,
         )
-    return RawColumns(sex=SEX_BY_CODE[whole.sex_codes], numerics=whole.numerics, rings=whole.rings)
+    return RawColumns(
+        sex=SEX_BY_CODE[whole.sex_codes],
+        numerics=whole.numerics,
+        rings=whole.rings,
+        source=str(path),
+    )
 
 
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(text)
-    return value
+# The numbers Arrow's float parser accepts (checked against it): decimal and exponent forms,
+# inf / infinity / nan in any case, nan with a payload; surrounding PADDING is trimmed first.
+# Python's float() accepts more ("1_000", Unicode digits), which Arrow refuses.
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf(?:inity)?|nan(?:\([0-9a-z_]*\))?)",
+    re.IGNORECASE | re.ASCII,
+)
 
 
-def locate_error(path: Path, parameter: str, require_label: bool) -> InputDataError:
+def _number(text: str) -> float | None:
+    """The value Arrow parses from ``text`` (already trimmed), or None if it refuses it."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    try:
+        return float(text)
+    except ValueError:  # "nan(payload)": Arrow reads a NaN, Python's float() refuses it
+        return math.nan
+
+
+def locate_error(
+    path: Path, parameter: str, require_label: bool, detail: str | None = None
+) -> InputDataError:
     """Scan ``path`` line by line and describe its first bad line.
 
     The fast parser tells that something is wrong but not reliably where; this slow pass runs
-    only after it failed, so a good file never pays for it.
+    only after it failed, so a good file never pays for it. It applies the same rules as the
+    fast path, field by field: a value may be padded with spaces or tabs; an empty field is a
+    missing value (not allowed for rings in input data), a field of only spaces is refused;
+    measurements are finite numbers >= 0; rings (input data only) a whole number >= 0.
+    ``detail`` is the fast parser's own message, kept for a failure this scan cannot place.
     """
     expected: int | None = None
-    with open(path, newline="") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+    location = str(path)
+    with open_input_file(path, parameter, text=True) as handle:
+        for line_number, line in _text_lines(handle, path, parameter):
+            if not line:
                 continue
-            fields = next(csv.reader([line]))
+            fields = _csv_fields(line, path, parameter, line_number)
             if expected is None:
                 expected = len(fields)
                 if require_label and expected != len(RAW_COLUMNS):
@@ -354,34 +540,44 @@ def locate_error(path: Path, parameter: str, require_label: bool) -> InputDataEr
             if len(fields) != expected:
                 return InputDataError(
                     parameter,
-                    str(path),
+                    location,
                     f"expected {expected} columns ({', '.join(RAW_COLUMNS[:expected])}), "
                     f"found {len(fields)}",
                     line_number,
                 )
-            sex = fields[0].strip()
-            if sex not in (*SEX_CODES, ""):
-                return InputDataError(
-                    parameter,
-                    str(path),
-                    f"column 'sex' has unknown code {sex!r} (expected one of "
-                    f"{', '.join(SEX_CODES)})",
-                    line_number,
-                )
+            problem = _field_problem(SEX_COLUMN, fields[0], require_label)
             for name, text in zip(RAW_COLUMNS[1:expected], fields[1:], strict=False):
-                if not text.strip():
-                    if name == LABEL_COLUMN and require_label:
-                        return InputDataError(
-                            parameter, str(path), "column 'rings' is empty", line_number
-                        )
-                    continue
-                try:
-                    _parse_float(text)
-                except ValueError:
-                    return InputDataError(
-                        parameter,
-                        str(path),
-                        f"column {name!r} value {text!r} is not a number",
-                        line_number,
-                    )
-    return InputDataError(parameter, str(path), "file could not be parsed as abalone CSV")
+                if problem is not None:
+                    break
+                problem = _field_problem(name, text, require_label)
+            if problem is not None:
+                return InputDataError(parameter, location, problem, line_number)
+    suffix = f" ({detail})" if detail else ""
+    return InputDataError(parameter, location, f"file could not be parsed as abalone CSV{suffix}")
+
+
+def _field_problem(name: str, text: str, require_label: bool) -> str | None:
+    """What is wrong with one field's text, or None; the rules of ``locate_error``."""
+    if text == "":
+        if name == LABEL_COLUMN and require_label:
+            return "column 'rings' is empty"
+        return None
+    value = text.strip(PADDING)
+    if value == "":
+        return f"column {name!r} holds only spaces; leave the field empty for a missing value"
+    if name == SEX_COLUMN:
+        if value in SEX_CODES:
+            return None
+        return f"column 'sex' has unknown code {value!r} (expected one of {', '.join(SEX_CODES)})"
+    number = _number(value)
+    if number is None:
+        return f"column {name!r} value {value!r} is not a number"
+    if name == LABEL_COLUMN and not require_label:
+        return None  # a batch file's rings column is read but not used: it only has to parse
+    if not math.isfinite(number):
+        return f"column {name!r} value {value!r} is not a finite number"
+    if number < 0:
+        return f"column {name!r} value {value!r} is negative; it must be 0 or more"
+    if name == LABEL_COLUMN and number != math.floor(number):
+        return f"column 'rings' value {value!r} is not a whole number"
+    return None

@@ -26,6 +26,7 @@ from abalone_platform.ml.data import (
     InputDataError,
     ParsedBatch,
     RawColumns,
+    check_input_file,
     iter_parsed_batches,
     line_aligned_ranges,
 )
@@ -348,9 +349,8 @@ def batch_transform(
     ``min_bytes_per_worker`` bytes per worker, the file's line-aligned pieces are shared between
     this process and ``workers - 1`` worker processes, and their outputs joined in order.
     Returns the row count."""
-    if not input_path.exists():
-        raise InputDataError(BATCH_PARAMETER, str(input_path), "file does not exist")
-    size = input_path.stat().st_size
+    # Missing, a FIFO or device, unreadable: refused by name before anything is opened to read.
+    size = check_input_file(input_path, BATCH_PARAMETER).st_size
     if size == 0:
         raise InputDataError(BATCH_PARAMETER, str(input_path), "file is empty")
     workers = max(1, min(workers, size // min_bytes_per_worker or 1))

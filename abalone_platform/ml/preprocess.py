@@ -19,6 +19,7 @@ from abalone_platform.ml.data import (
     MISSING_SEX,
     NUMERIC_COLUMNS,
     SEX_CODES,
+    InputDataError,
     RawColumns,
 )
 
@@ -125,11 +126,60 @@ def fit_preprocessor(train_rows: RawColumns) -> Preprocessor:
     )
 
 
+def _split_points(n_rows: int) -> tuple[int, int]:
+    # The reference's cuts, float expression and all, so that every split stays bit-identical.
+    return int(0.7 * n_rows), int(0.85 * n_rows)
+
+
+def split_sizes(n_rows: int) -> tuple[int, int, int]:
+    """Rows in train, validation and test for ``n_rows`` input rows."""
+    first, second = _split_points(n_rows)
+    return first, second - first, n_rows - second
+
+
 def split_indices(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """70/15/15 after a seeded shuffle, cut where the reference cuts (int(0.7n), int(0.85n))."""
     order = np.random.default_rng(seed).permutation(n_rows)
-    first, second = int(0.7 * n_rows), int(0.85 * n_rows)
+    first, second = _split_points(n_rows)
     return order[:first], order[first:second], order[second:]
+
+
+# Fewest rows any split may get: below that, the model, its validation RMSE or the evaluation
+# gate's test MSE would rest on a handful of rows and mean nothing; and with 1 row the training
+# split is empty, which the preprocessor cannot even be fit on.
+MIN_ROWS_PER_SPLIT = 10
+
+
+def _min_input_rows(per_split: int) -> int:
+    """Fewest input rows from which on every split gets at least ``per_split`` rows.
+
+    The floors make a split's size step unevenly (validation can shrink by one as the input
+    grows), so this is the first count after the last one that falls short, not the first that
+    happens to suffice. From ``(per_split + 2) / 0.15`` rows on none can: the smallest split is
+    at least 15% of the rows less one.
+    """
+    last_short = 0
+    for n in range(int((per_split + 2) / 0.15) + 1):
+        if min(split_sizes(n)) < per_split:
+            last_short = n
+    return last_short + 1
+
+
+# Fewest input data rows process() accepts: 64 (with 10 per split, 70/15/15 gives 44/10/10).
+MIN_INPUT_ROWS = _min_input_rows(MIN_ROWS_PER_SPLIT)
+INPUT_PARAMETER = "input_data (InputData)"
+
+
+def check_enough_rows(n_rows: int, parameter: str, location: str) -> None:
+    """Refuse an input too small for every split to get MIN_ROWS_PER_SPLIT rows."""
+    if n_rows < MIN_INPUT_ROWS:
+        rows = "data row" if n_rows == 1 else "data rows"
+        raise InputDataError(
+            parameter,
+            location,
+            f"has {n_rows:,} {rows}; at least {MIN_INPUT_ROWS} are needed so that train, "
+            f"validation and test each get {MIN_ROWS_PER_SPLIT} (a 70/15/15 split)",
+        )
 
 
 def split_frame(rows: RawColumns, preprocessor: Preprocessor) -> pd.DataFrame:
@@ -151,8 +201,19 @@ class ProcessedData:
     preprocessor: Preprocessor
 
 
-def process(rows: RawColumns, seed: int) -> ProcessedData:
-    """AbaloneProcess: shuffle, split, fit on the training rows, transform all three splits."""
+def process(
+    rows: RawColumns,
+    seed: int,
+    *,
+    parameter: str = INPUT_PARAMETER,
+    location: str | None = None,
+) -> ProcessedData:
+    """AbaloneProcess: shuffle, split, fit on the training rows, transform all three splits.
+
+    Raises InputDataError (naming ``parameter`` and ``location``, by default the file the rows
+    were read from) when there are fewer than MIN_INPUT_ROWS rows.
+    """
+    check_enough_rows(len(rows), parameter, location or rows.source or "input rows")
     train_idx, validation_idx, test_idx = split_indices(len(rows), seed)
     train_rows = rows.take(train_idx)
     preprocessor = fit_preprocessor(train_rows)

@@ -17,6 +17,14 @@ class TransitionError(RegistryError):
     pass
 
 
+class ConcurrentChangeError(TransitionError):
+    """The version changed between reading it and writing: nothing was written."""
+
+
+class DamagedRegistryError(RegistryError):
+    """The registry database exists but is not a complete MLflow database."""
+
+
 class LineageError(PlatformError):
     pass
 

@@ -8,6 +8,8 @@ reasons from the step failure events.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -108,6 +110,70 @@ def _gate(events: list[dg.EventLogEntry]) -> dict[str, Any] | None:
     return None
 
 
+def _run_failure(events: list[dg.EventLogEntry]) -> str | None:
+    """The run's own failure message, for a run that failed outside any step (killed)."""
+    for entry in reversed(events):
+        if entry.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE:
+            return entry.dagster_event.message or entry.user_message or None
+    return None
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live Dagster/Python process (not a reused pid of something else)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc to look in: trust kill(0)
+    if b"dagster" not in cmdline and b"python" not in cmdline:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"  # a zombie has finished; its parent just has not reaped it
+
+
+def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
+    ).records
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event is not None else None
+
+
+def mark_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs that are STARTED but whose process is gone (kill -9, a crash).
+
+    Only for an instance on local SQLite storage, whose runs all ran on this machine: there a
+    run's pid means something. A shared instance (Postgres) relies on Dagster's run monitoring
+    in the daemon instead. Returns the run ids marked.
+    """
+    from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
+    if not isinstance(instance.run_storage, SqliteRunStorage):
+        return []
+    marked = []
+    started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+    for run in instance.get_runs(filters=started):
+        pid = _run_pid(instance, run.run_id)
+        if pid is None or _process_alive(pid):
+            continue
+        instance.report_run_failed(
+            run,
+            message=f"The run's process (pid {pid}) is gone: it was killed (e.g. kill -9) or "
+            "its machine stopped. Marked failed by abalone-platform; nothing it left unfinished "
+            "is used by later runs.",
+        )
+        marked.append(run.run_id)
+    return marked
+
+
 def _summary(defs: dg.Definitions, record: dg.RunRecord, events=None) -> dict[str, Any]:
     run = record.dagster_run
     summary = {
@@ -128,6 +194,7 @@ def _summary(defs: dg.Definitions, record: dg.RunRecord, events=None) -> dict[st
 def list_executions(instance: dg.DagsterInstance, limit: int | None = None) -> list[dict]:
     """Every run, newest first (as list_pipeline_executions), with its parameters."""
     defs = project_definitions()
+    mark_dead_runs(instance)
     records = instance.get_run_records(limit=limit)
     result = []
     for record in records:
@@ -138,7 +205,7 @@ def list_executions(instance: dg.DagsterInstance, limit: int | None = None) -> l
             for e in events
             if e.dagster_event.event_type == dg.DagsterEventType.STEP_FAILURE
         ]
-        summary["failure_reason"] = failures[0] if failures else None
+        summary["failure_reason"] = failures[0] if failures else _run_failure(events)
         result.append(summary)
     return result
 
@@ -146,6 +213,7 @@ def list_executions(instance: dg.DagsterInstance, limit: int | None = None) -> l
 def describe_execution(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
     """One run: status, times, parameters, and each step as list_steps() shows it."""
     defs = project_definitions()
+    mark_dead_runs(instance)
     record = _resolve_run(instance, run_id)
     run = record.dagster_run
     events = _events(instance, run.run_id)
@@ -181,7 +249,7 @@ def describe_execution(instance: dg.DagsterInstance, run_id: str) -> dict[str, A
         steps.append(step)
     return {
         **summary,
-        "failure_reason": next(iter(failures.values()), None),
+        "failure_reason": next(iter(failures.values()), None) or _run_failure(events),
         "gate": gate,
         "tags": dict(run.tags),
         "steps": steps,

@@ -1,20 +1,28 @@
 """Lineage of a model package version, from the Dagster event log and the MLflow registry.
 
-Dagster records, on every materialization, which materialization of each upstream asset the step
-read (`dagster/input_event_pointer/<asset>` tags holding event storage ids). Following those from
+Every materialization records the exact upstream versions its step consumed (the `upstream`
+metadata entry: asset -> run id and sha256, see defs/shared/upstream.py). Following those from
 the version's model_package materialization gives the exact artifacts behind it, even when steps
 ran in different runs; each artifact's uri and sha256 come from its own materialization metadata.
+Materializations made before that entry existed fall back to Dagster's own record of what the
+step read (`dagster/input_event_pointer/<asset>` tags), which names the latest materialization
+at the time rather than the one the step chose.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from abalone_platform.platform.errors import LineageError
-from abalone_platform.platform.registry import Registry, approval_history, get_version
+from abalone_platform.platform.registry import (
+    Registry,
+    approval_history,
+    get_version,
+    is_complete,
+)
 from abalone_platform.platform.steps import (
     Step,
     artifact_type,
@@ -22,7 +30,11 @@ from abalone_platform.platform.steps import (
     project_definitions,
 )
 
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
 POINTER_TAG = "dagster/input_event_pointer/"
+CHAIN_METADATA_KEY = "upstream"  # written by defs/shared/upstream.chain_metadata
 MODEL_PACKAGE = dg.AssetKey("model_package")
 DEPLOYABLE_MODEL = dg.AssetKey("deployable_model")
 BATCH_PREDICTIONS = dg.AssetKey("batch_predictions")
@@ -128,6 +140,31 @@ class _EventLog:
     ) -> list[Materialization]:
         return [m for key in keys or self._keys for m in self.all_of(key) if m.run_id == run_id]
 
+    def inputs_of(self, mat: Materialization) -> dict[int, Materialization]:
+        """The materializations ``mat``'s step consumed, by storage id."""
+        chain = mat.metadata.get(CHAIN_METADATA_KEY)
+        if not isinstance(chain, dict):
+            return {
+                storage_id: self.by_storage_id(key, storage_id)
+                for key, storage_id in mat.pointers.items()
+            }
+        found: dict[int, Materialization] = {}
+        for name, link in chain.items():
+            key = dg.AssetKey.from_user_string(name)
+            match = [
+                m
+                for m in self.in_run(link["run_id"], (key,))
+                if m.metadata.get("sha256") == link.get("sha256")
+            ]
+            if not match:
+                raise LineageError(
+                    f"{mat.key.to_user_string()} (run {mat.run_id}) was made from the {name} of "
+                    f"run {link['run_id']}, which is not in this Dagster instance (was its event "
+                    "log wiped?)"
+                )
+            found[match[0].storage_id] = match[0]
+        return found
+
     def code_version(self, run_id: str, outputs: list[Materialization]) -> str:
         # Steps of one run run the same code; not every asset records it, so take the run's.
         for mat in [*outputs, *self.in_run(run_id)]:
@@ -151,11 +188,17 @@ def _ancestors(log: _EventLog, start: Materialization) -> dict[int, Materializat
     seen: dict[int, Materialization] = {start.storage_id: start}
     todo = [start]
     while todo:
-        for key, storage_id in todo.pop().pointers.items():
+        for storage_id, mat in log.inputs_of(todo.pop()).items():
             if storage_id not in seen:
-                seen[storage_id] = log.by_storage_id(key, storage_id)
-                todo.append(seen[storage_id])
+                seen[storage_id] = mat
+                todo.append(mat)
     return seen
+
+
+def _registered_bundle(log: _EventLog, mv: ModelVersion) -> Materialization | None:
+    """The deployable_model materialization a version's tags name (its bundle sha256)."""
+    sha = mv.tags.get("bundle_sha256")
+    return next((m for m in log.all_of(DEPLOYABLE_MODEL) if m.metadata.get("sha256") == sha), None)
 
 
 def _row(
@@ -223,14 +266,29 @@ def model_package_lineage(
     steps = pipeline_steps(defs)
     by_key = {key: step for step in steps for key in step.outputs}
     log = _EventLog(instance, list(by_key))
-    package = _model_package_materialization(log, run_id, number)
-    found = _ancestors(log, package)
+    missing: list[str] = []
+    if not is_complete(mv):
+        missing.append(
+            f"the registration did not complete: Dagster run {run_id} was stopped while "
+            "registering this version"
+        )
+    try:
+        package = _model_package_materialization(log, run_id, number)
+        found = _ancestors(log, package)
+    except LineageError as exc:
+        # The run was stopped after MLflow registered the version and before Dagster recorded
+        # the materialization: show what is there (the bundle's ancestry), say what is not.
+        bundle = _registered_bundle(log, mv)
+        if bundle is None:
+            raise
+        missing.append(str(exc))
+        found = _ancestors(log, bundle)
 
     bundle = next((m for m in found.values() if m.key == DEPLOYABLE_MODEL), None)
     if bundle is not None:
         # Transform is not upstream of the model package: find every batch that used its bundle.
         for mat in log.all_of(BATCH_PREDICTIONS):
-            if mat.pointers.get(DEPLOYABLE_MODEL) == bundle.storage_id:
+            if bundle.storage_id in log.inputs_of(mat):
                 found.setdefault(mat.storage_id, mat)
                 found.update(_ancestors(log, mat))
 
@@ -256,8 +314,7 @@ def model_package_lineage(
         code = log.code_version(step_run.run_id, step_run.outputs)
         inputs: dict[int, Materialization] = {}
         for out in step_run.outputs:
-            for key, storage_id in out.pointers.items():
-                inputs[storage_id] = found.get(storage_id) or log.by_storage_id(key, storage_id)
+            inputs.update(log.inputs_of(out))
         for asset_name, row_name, uri_key, sha_key in _EXTERNAL_INPUTS:
             source = next(
                 (m for m in step_run.outputs if m.key.to_user_string() == asset_name), None
@@ -322,6 +379,7 @@ def model_package_lineage(
             "bundle_sha256": mv.tags.get("bundle_sha256"),
         },
         "input_data": input_file,
+        "missing": missing,
         "steps": [
             {
                 "step": s.step.sagemaker_name,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import (
     MANIFEST_FILE,
     ArtifactIntegrityError,
@@ -65,6 +66,7 @@ class LocalArtifactStore:
         try:
             writer(tmp_path)
             digest = sha256_file(tmp_path)
+            fault_point(f"artifact.publish.{asset}")
             os.replace(tmp_path, target)
         finally:
             if tmp_path.exists():
@@ -163,7 +165,7 @@ class S3ArtifactStore:
             path = Path(tmp) / name
             writer(path)
             digest = sha256_file(path)
-            self.files.upload_file(path, target)
+            self.files.upload_file(path, target, sha256=digest)
         return ArtifactRef(uri=target.uri, sha256=digest)
 
     def write_directory(
@@ -178,7 +180,12 @@ class S3ArtifactStore:
             files = sorted(p for p in directory.rglob("*") if p.is_file())
             files.sort(key=lambda p: p.name == MANIFEST_FILE)
             for path in files:
-                self.files.upload_file(path, target.child(path.relative_to(directory).as_posix()))
+                # Each file carries its own sha256 (the manifest's is the directory's).
+                self.files.upload_file(
+                    path,
+                    target.child(path.relative_to(directory).as_posix()),
+                    sha256=sha256_file(path),
+                )
         return ArtifactRef(uri=target.uri, sha256=digest)
 
     def read_bytes(self, ref: ArtifactRef) -> bytes:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from abalone_platform.ml.bundle import sha256_file
-from abalone_platform.ml.data import InputDataError
+from abalone_platform.ml.data import InputDataError, check_input_file
 
 UCI_ABALONE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/abalone/abalone.data"
 UCI_ABALONE_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
@@ -118,6 +118,9 @@ def resolve_input(
 ) -> ResolvedInput:
     """Return a local, readable file for ``uri`` with its sha256; errors name the parameter.
 
+    A local path must be a readable regular file: a directory, FIFO, device or a file without
+    read permission is refused with an InputDataError saying which.
+
     ``s3_download(uri, cache_dir)`` streams an s3:// object into the cache and returns where it
     put it (the cache key includes the object's ETag, so the caller cannot precompute it)."""
     if not uri:
@@ -125,10 +128,9 @@ def resolve_input(
     local = _local_path(uri)
     scheme = urllib.parse.urlparse(uri).scheme
     if local is not None:
-        if not local.exists():
-            raise InputDataError(parameter, str(local), "file does not exist")
-        if local.is_dir():
-            raise InputDataError(parameter, str(local), "is a directory, not a file")
+        # Missing, a directory, a FIFO or device (refused from stat alone: opening a FIFO would
+        # block), or not readable: each refused by name before anything reads the file.
+        check_input_file(local, parameter)
         path = local
     elif scheme in ("http", "https"):
         path = _cache_path(cache_dir, uri)

@@ -12,7 +12,7 @@ import os
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from abalone_platform.ml.data import InputDataError
@@ -30,6 +30,25 @@ class S3Location:
     def child(self, name: str) -> S3Location:
         prefix = self.key.rstrip("/")
         return S3Location(self.bucket, f"{prefix}/{name}" if prefix else name)
+
+
+# Content-Type by file suffix. Without one, S3 stores every object as binary/octet-stream, so
+# the console, presigned-URL downloads and other AWS tools see only opaque bytes; these are the
+# standard types they expect. ``.out`` is Batch Transform's output naming (``<input>.out``) and
+# ``.data`` the UCI abalone file: both are CSV. ``application/vnd.apache.parquet`` is Parquet's
+# IANA-registered type. Anything else (the XGBoost booster ``model.ubj``...) is opaque bytes.
+_CONTENT_TYPES = {
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".out": "text/csv",
+    ".data": "text/csv",
+    ".parquet": "application/vnd.apache.parquet",
+}
+
+
+def content_type_for(name: str) -> str:
+    """The Content-Type to store an artifact named ``name`` (a file name or key) under."""
+    return _CONTENT_TYPES.get(PurePosixPath(name).suffix.lower(), "application/octet-stream")
 
 
 def parse_s3_uri(uri: str) -> S3Location:
@@ -152,11 +171,22 @@ class S3Files:
                 return f"bucket {location.bucket!r} does not exist (or is not accessible)"
         return reason
 
-    def upload_file(self, path: Path, location: S3Location) -> None:
+    def upload_file(self, path: Path, location: S3Location, *, sha256: str | None = None) -> None:
+        """Upload ``path`` as ``location`` with its Content-Type (from the key's name) and its
+        sha256 as user metadata (``x-amz-meta-sha256``); ``sha256`` is computed if not given."""
+        if sha256 is None:
+            from abalone_platform.ml.bundle import sha256_file  # lazily: it imports xgboost
+
+            sha256 = sha256_file(path)
+        extra_args: dict[str, Any] = {
+            "ContentType": content_type_for(location.key),
+            "Metadata": {"sha256": sha256},
+        }
         try:
-            # upload_file switches to multipart for large files; either way the object appears
-            # only once complete, so readers never see a partial artifact.
-            self.client.upload_file(str(path), location.bucket, location.key)
+            # upload_file switches to multipart for large files (ExtraArgs go to the create-
+            # multipart call then); either way the object appears only once complete, so readers
+            # never see a partial artifact.
+            self.client.upload_file(str(path), location.bucket, location.key, ExtraArgs=extra_args)
         except _s3_errors() as exc:
             raise S3Error(location.uri, describe_s3_error(exc, location.uri)) from exc
 

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.faults import fault_point
 from abalone_platform.ml.data import InputDataError, read_abalone_csv
 from abalone_platform.ml.preprocess import SPLIT_COLUMNS, process
 from abalone_platform.storage.inputs import named_by_uri
@@ -46,6 +47,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 def abalone_process(
     context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
 ):
+    fault_point("step.abalone_process")
     input_uri = parameters.effective_input_data
     try:
         source = artifacts.resolve_input(input_uri, INPUT_PARAMETER, env_hint="ABALONE_INPUT_DATA")
@@ -55,9 +57,9 @@ def abalone_process(
             require_label=True,
             workers=parameters.processing_instance_count,
         )
+        processed = process(rows, parameters.seed)
     except InputDataError as exc:
         raise dg.Failure(description=str(named_by_uri(exc, input_uri))) from exc
-    processed = process(rows, parameters.seed)
     run_id = context.run.run_id
     input_metadata = {
         "input_data": input_uri,

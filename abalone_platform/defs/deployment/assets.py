@@ -7,7 +7,17 @@ import dagster as dg
 
 from abalone_platform.defs.registry.resources import APPROVAL_TAG, ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
-from abalone_platform.defs.shared.upstream import require_passed_gate, upstream
+from abalone_platform.defs.shared.upstream import (
+    bundle_of,
+    chain_metadata,
+    hold_to_threshold,
+    processing_run_of,
+    require_made_from,
+    require_passed_gate,
+    upstream,
+    upstream_in_run,
+)
+from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import MANIFEST_FILE, load_booster, write_bundle
 from abalone_platform.ml.data import InputDataError
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
@@ -24,39 +34,43 @@ class BundleSource:
     provenance: dict[str, object]
 
 
-def registered_bundle(registry: ModelRegistry, version: int) -> BundleSource:
-    """The bundle of registered model package ``version``; it must be Approved.
+def registered_bundle(registry: ModelRegistry, version: int, threshold: float) -> BundleSource:
+    """The bundle of registered model package ``version``; it must be Approved, completely
+    registered, and its recorded MSE must pass this run's ``threshold``.
 
     Only versions whose evaluation passed the gate are ever registered, so the registered
-    version (with the bundle sha256 it recorded) is the proof of a passed gate here.
+    version (with the bundle sha256 it recorded) is the proof of a passed gate at the threshold
+    of the run that registered it; this run's threshold is applied on top.
     """
-    from mlflow.exceptions import MlflowException
+    from abalone_platform.platform.registry import RegistryError, require_approved
 
     try:
-        found = registry.client().get_model_version(registry.model_name, str(version))
-    except MlflowException as exc:
-        raise dg.Failure(
-            description=f"model_package_version {version}: no such version of "
-            f"{registry.model_name} in the registry at {registry.tracking_uri}"
-        ) from exc
+        found = require_approved(registry.open(), version, purpose="run batch_predictions")
+    except RegistryError as exc:
+        raise dg.Failure(description=f"model_package_version {version}: {exc}") from exc
     tags = found.tags or {}
-    status = tags.get(APPROVAL_TAG)
-    if status != "Approved":
-        raise dg.Failure(
-            description=f"Refusing to run batch_predictions with {registry.model_name} version "
-            f"{version}: its {APPROVAL_TAG} is {status!r}, not 'Approved'"
-        )
     if not tags.get("bundle_uri") or not tags.get("bundle_sha256"):
         raise dg.Failure(
             description=f"{registry.model_name} version {version} records no bundle_uri / "
             "bundle_sha256 tags"
         )
+    try:
+        mse = float(tags["mse"])
+    except (KeyError, ValueError) as exc:
+        raise dg.Failure(
+            description=f"{registry.model_name} version {version} records no mse tag to hold "
+            "to this run's MseThreshold"
+        ) from exc
+    hold_to_threshold(
+        "batch_predictions", mse, threshold, f"{registry.model_name} version {version}"
+    )
     return BundleSource(
         ref=ArtifactRef(uri=tags["bundle_uri"], sha256=tags["bundle_sha256"]),
         provenance={
             "model_package_version": version,
-            "model_package_approval": status,
+            "model_package_approval": tags.get(APPROVAL_TAG, ""),
             "model_dagster_run_id": tags.get("dagster_run_id", ""),
+            "mse": mse,
         },
     )
 
@@ -70,21 +84,35 @@ def registered_bundle(registry: ModelRegistry, version: int) -> BundleSource:
     "mse_within_threshold.",
 )
 def deployable_model(
-    context: dg.AssetExecutionContext, artifacts: ArtifactStore
+    context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
 ) -> dg.MaterializeResult:
-    evaluation = require_passed_gate(context, "deployable_model")
+    fault_point("step.deployable_model")
+    evaluation = require_passed_gate(context, "deployable_model", parameters.mse_threshold)
     model = upstream(context, "trained_model")
-    if model.ref.sha256 != evaluation.metadata.get("model_sha256"):
-        raise dg.Failure(
-            description="Refusing to build deployable_model: the latest trained_model "
-            f"(run {model.run_id}) is not the model that evaluation_report evaluated "
-            f"(run {evaluation.run_id}); run the abalone_pipeline job"
-        )
+    require_made_from(
+        evaluation,
+        model,
+        needed_by="deployable_model",
+        hint="that model has not been evaluated; run the abalone_pipeline job",
+    )
+    # The preprocessor of the processing run the model was trained on, not the latest one:
+    # a re-run of processing alone must never pair an old booster with a new preprocessor.
+    preprocessor_up = upstream_in_run(
+        context,
+        "preprocessor",
+        processing_run_of(model, needed_by="deployable_model"),
+        needed_by="deployable_model",
+    )
     store = artifacts.store
     booster_bytes = store.read_bytes(model.ref)
-    load_booster(booster_bytes, model.ref.sha256, model.ref.uri)
-    preprocessor_up = upstream(context, "preprocessor")
+    booster = load_booster(booster_bytes, model.ref.sha256, model.ref.uri)
     preprocessor = Preprocessor.from_json(store.read_bytes(preprocessor_up.ref))
+    if booster.feature_names and list(booster.feature_names) != list(preprocessor.output_columns):
+        raise dg.Failure(
+            description=f"Refusing to build deployable_model: {model.describe()} expects features "
+            f"{booster.feature_names}, {preprocessor_up.describe()} produces "
+            f"{preprocessor.output_columns}"
+        )
     ref = store.write_directory(
         "deployable_model",
         context.run.run_id,
@@ -103,6 +131,9 @@ def deployable_model(
             "preprocessor_sha256": preprocessor_up.ref.sha256,
             "content_type": "text/csv",
             "evaluation_run_id": evaluation.run_id,
+            "mse": dg.MetadataValue.float(float(evaluation.metadata["mse"])),
+            "mse_threshold": dg.MetadataValue.float(parameters.mse_threshold),
+            **chain_metadata(evaluation, model, preprocessor_up),
         }
     )
 
@@ -121,12 +152,23 @@ def batch_predictions(
     artifacts: ArtifactStore,
     registry: ModelRegistry,
 ) -> dg.MaterializeResult:
+    fault_point("step.batch_predictions")
+    threshold = parameters.mse_threshold
+    chain: dict[str, dg.MetadataValue] = {}
     if parameters.model_package_version:
-        bundle = registered_bundle(registry, parameters.model_package_version)
+        bundle = registered_bundle(registry, parameters.model_package_version, threshold)
     else:
-        require_passed_gate(context, "batch_predictions")
-        latest = upstream(context, "deployable_model")
-        bundle = BundleSource(ref=latest.ref, provenance={"model_run_id": latest.run_id})
+        evaluation = require_passed_gate(context, "batch_predictions", threshold)
+        latest = bundle_of(context, evaluation, "batch_predictions")
+        bundle = BundleSource(
+            ref=latest.ref,
+            provenance={
+                "model_run_id": latest.run_id,
+                "evaluation_run_id": evaluation.run_id,
+                "mse": float(evaluation.metadata["mse"]),
+            },
+        )
+        chain = chain_metadata(latest, evaluation)
     store = artifacts.store
     directory = store.local_copy(bundle.ref)
     batch_uri = parameters.effective_batch_data
@@ -160,6 +202,8 @@ def batch_predictions(
             "model_bundle_uri": bundle.ref.uri,
             "model_bundle_sha256": bundle.ref.sha256,
             "workers": parameters.processing_instance_count,
+            "mse_threshold": dg.MetadataValue.float(threshold),
             **bundle.provenance,
+            **chain,
         }
     )

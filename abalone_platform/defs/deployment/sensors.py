@@ -21,30 +21,16 @@ from abalone_platform.defs.data.sensors import (
     watch_settings,
 )
 from abalone_platform.defs.jobs import abalone_pipeline
-from abalone_platform.defs.registry.resources import APPROVAL_TAG, ModelRegistry
+from abalone_platform.defs.registry.resources import ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore
-from abalone_platform.platform.registry import APPROVED_ALIAS
+from abalone_platform.platform.registry import approved_version
 
 MODEL_VERSION_TAG = "abalone/model_package_version"
 
 
 def approved_model_version(registry: ModelRegistry) -> int | None:
-    """The current Approved model package version: the MLflow alias ``approved`` where the
-    registry sets one, else the newest version tagged ModelApprovalStatus=Approved (only
-    versions that passed the gate are ever registered). None when there is none."""
-    from mlflow.exceptions import MlflowException
-
-    client = registry.client()
-    try:
-        return int(client.get_model_version_by_alias(registry.model_name, APPROVED_ALIAS).version)
-    except MlflowException:
-        pass  # no alias (or no registered model yet): fall back to the tags
-    try:
-        versions = client.search_model_versions(f"name='{registry.model_name}'")
-    except MlflowException:
-        return None
-    approved = [int(v.version) for v in versions if (v.tags or {}).get(APPROVAL_TAG) == "Approved"]
-    return max(approved, default=None)
+    """The current Approved model package version (see platform.registry.approved_version)."""
+    return approved_version(registry.open())
 
 
 def build_batch_sensor(settings: WatchSettings | None = None) -> dg.SensorDefinition:

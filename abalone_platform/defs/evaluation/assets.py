@@ -3,8 +3,14 @@
 import dagster as dg
 
 from abalone_platform.defs.shared.resources import ArtifactStore
-from abalone_platform.defs.shared.upstream import upstream
+from abalone_platform.defs.shared.upstream import (
+    chain_metadata,
+    processing_run_of,
+    upstream,
+    upstream_in_run,
+)
 from abalone_platform.defs.training.assets import read_split
+from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import load_booster
 from abalone_platform.ml.evaluate import (
     report_from_predictions,
@@ -37,9 +43,16 @@ def report_markdown(report: dict) -> str:
 def evaluation_report(
     context: dg.AssetExecutionContext, artifacts: ArtifactStore
 ) -> dg.MaterializeResult:
+    fault_point("step.evaluation_report")
     model = upstream(context, "trained_model")
     booster = load_booster(artifacts.store.read_bytes(model.ref), model.ref.sha256, model.ref.uri)
-    test_up = upstream(context, "test_split")
+    # The test split of the processing run the model was trained on, whatever ran since.
+    test_up = upstream_in_run(
+        context,
+        "test_split",
+        processing_run_of(model, needed_by="evaluation_report"),
+        needed_by="evaluation_report",
+    )
     test = read_split(artifacts, test_up)
     actual, predicted = split_predictions(booster, test)
     report = report_from_predictions(actual, predicted)
@@ -67,5 +80,6 @@ def evaluation_report(
                 for name, png in evaluation_figures(actual, predicted).items()
             },
             "code_version": code_version(),
+            **chain_metadata(model, test_up),
         }
     )

@@ -6,6 +6,7 @@ import dagster as dg
 
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import EVALUATION_REPORT, upstream
+from abalone_platform.faults import fault_point
 from abalone_platform.ml.evaluate import MSE_JSON_PATH, gate_failure_message, mse_within, report_mse
 
 
@@ -28,6 +29,7 @@ def mse_within_threshold(
     parameters: PipelineParameters,
     artifacts: ArtifactStore,
 ):
+    fault_point("step.mse_within_threshold")
     evaluation = upstream(context, EVALUATION_REPORT)
     report = json.loads(artifacts.store.read_bytes(evaluation.ref))
     mse, threshold = report_mse(report), parameters.mse_threshold

@@ -6,7 +6,8 @@ import dagster as dg
 
 from abalone_platform.defs.registry.resources import MODEL_PACKAGE_GROUP, ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
-from abalone_platform.defs.shared.upstream import require_passed_gate, upstream
+from abalone_platform.defs.shared.upstream import bundle_of, chain_metadata, require_passed_gate
+from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import inference_spec, read_bundle
 from abalone_platform.platform.code_version import code_version
 
@@ -26,8 +27,10 @@ def model_package(
     artifacts: ArtifactStore,
     registry: ModelRegistry,
 ) -> dg.MaterializeResult:
-    evaluation = require_passed_gate(context, "model_package")
-    bundle = upstream(context, "deployable_model")
+    fault_point("step.model_package")
+    threshold = parameters.mse_threshold
+    evaluation = require_passed_gate(context, "model_package", threshold)
+    bundle = bundle_of(context, evaluation, "model_package")
     bundle_dir = artifacts.store.local_copy(bundle.ref)
     read_bundle(bundle_dir, bundle.ref.sha256)
     report = json.loads(artifacts.store.read_bytes(evaluation.ref))
@@ -45,6 +48,8 @@ def model_package(
         params={
             **{k: str(v) for k, v in parameters.as_sagemaker_parameters().items()},
             "input_sha256": str(evaluation.metadata.get("input_sha256", "")),
+            # The threshold this registration was held to (this run's), not a copy of another.
+            "mse_threshold_applied": str(threshold),
         },
         tags={
             "dagster_run_id": context.run.run_id,
@@ -54,6 +59,7 @@ def model_package(
             "bundle_sha256": bundle.ref.sha256,
             "inference_spec": json.dumps(inference_spec()),
             "mse": repr(metrics["mse"]),
+            "mse_threshold": repr(threshold),
         },
     )
     return dg.MaterializeResult(
@@ -66,6 +72,8 @@ def model_package(
             "mse": dg.MetadataValue.float(metrics["mse"]),
             "tracking_uri": registry.tracking_uri,
             "evaluation_run_id": evaluation.run_id,
+            "mse_threshold": dg.MetadataValue.float(threshold),
+            **chain_metadata(bundle, evaluation),
             "mlflow_model_uri": f"models:/{MODEL_PACKAGE_GROUP}/{version}",
             "where_in_mlflow": dg.MetadataValue.md(
                 f"`mlflow ui --backend-store-uri {registry.tracking_uri}`, then "

@@ -8,18 +8,22 @@ import alone costs seconds.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
+from abalone_platform.faults import fault_point
 from abalone_platform.platform.registry import (
     APPROVAL_TAG,
+    COMPLETE,
+    INCOMPLETE,
     MODEL_PACKAGE_GROUP,
+    REGISTRATION_TAG,
     Registry,
+    open_registry,
+    registry_lock,
     sync_approved_alias,
 )
 from abalone_platform.settings import abalone_home, artifact_root_setting, tracking_uri
@@ -44,38 +48,12 @@ class ModelRegistry(dg.ConfigurableResource):
         default=MODEL_PACKAGE_GROUP, description="Registered model (model package group) name."
     )
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """Serialize writers of a SQLite registry across processes.
-
-        Two runs that start on a new database would both run MLflow's schema migrations (one
-        fails with 'duplicate column'), and SQLite allows one writer at a time anyway. A server
-        backend (MLFLOW_TRACKING_URI) does its own locking.
-        """
-        if not self.tracking_uri.startswith("sqlite:///"):
-            yield
-            return
-        database = Path(self.tracking_uri.removeprefix("sqlite:///"))
-        database.parent.mkdir(parents=True, exist_ok=True)
-        with open(database.with_name(database.name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def open(self) -> Registry:
+        """The registry (an embedded SQLite database is created or checked first)."""
+        return open_registry(self.tracking_uri)
 
     def client(self) -> MlflowClient:
-        import logging
-
-        # Alembic's migration chatter on a new database is noise in a pipeline's log.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        from mlflow import MlflowClient
-
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-                parents=True, exist_ok=True
-            )
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self.open().client
 
     def _experiment_id(self, client: MlflowClient) -> str:
         from mlflow.exceptions import MlflowException
@@ -101,18 +79,24 @@ class ModelRegistry(dg.ConfigurableResource):
         """Log the bundle under a new MLflow run and register it as a new version.
 
         Returns (version, source URI). The version's tags carry the approval status and `tags`.
+        It is created tagged registration=incomplete and marked complete only once its run is
+        finished, so a run stopped in between leaves a version that says so (and that nothing
+        approves, aliases or serves) instead of one that looks whole.
         """
         from mlflow.exceptions import MlflowException
 
-        with self._exclusive():
-            client = self.client()
+        registry = self.open()
+        client = registry.client
+        with registry_lock(registry):
             run = client.create_run(self._experiment_id(client), tags=tags)
             run_id = run.info.run_id
+            version = None
             try:
                 for key, value in params.items():
                     client.log_param(run_id, key, value)
                 for key, value in metrics.items():
                     client.log_metric(run_id, key, value)
+                fault_point("registry.log_artifacts")
                 client.log_artifacts(run_id, str(bundle_dir), "model")
                 try:
                     client.create_registered_model(
@@ -127,16 +111,28 @@ class ModelRegistry(dg.ConfigurableResource):
                     self.model_name,
                     source=source,
                     run_id=run_id,
-                    tags={APPROVAL_TAG: approval_status, **tags},
+                    tags={APPROVAL_TAG: approval_status, REGISTRATION_TAG: INCOMPLETE, **tags},
                     description=f"Registered by abalone_platform with status {approval_status}.",
                 )
+                fault_point("registry.version_created")
+                client.set_terminated(run_id)
+                client.set_model_version_tag(
+                    self.model_name, str(version.version), REGISTRATION_TAG, COMPLETE
+                )
             except BaseException:
-                client.set_terminated(run_id, status="FAILED")
+                # Stopped (SIGTERM, SIGINT) or failed part-way: take back what was registered,
+                # so nothing half-registered stays. Best effort: the failure being raised is
+                # what matters (on a full disk these writes may fail too); a version that
+                # cannot be removed stays tagged registration=incomplete.
+                if version is not None:
+                    with contextlib.suppress(Exception):
+                        client.delete_model_version(self.model_name, str(version.version))
+                with contextlib.suppress(Exception):
+                    client.set_terminated(run_id, status="FAILED")
                 raise
-            client.set_terminated(run_id)
             # A version registered as Approved is the newest Approved one: the `approved` alias
             # that batch inference follows moves to it now, not at the next CLI call.
-            sync_approved_alias(Registry(client, self.model_name, self.tracking_uri))
+            sync_approved_alias(registry, locked=True)
             return str(version.version), source
 
 

@@ -15,9 +15,17 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr, field_validator
 
+from abalone_platform.ml.data import InputDataError, count_columns
+from abalone_platform.ml.predict import BATCH_PARAMETER
 from abalone_platform.ml.train import InstanceTypeError, instance_vcpus
+from abalone_platform.settings import abalone_home, artifact_root_setting
 from abalone_platform.storage.artifacts import LocalArtifactStore, S3ArtifactStore
-from abalone_platform.storage.inputs import UCI_ABALONE_URL, ResolvedInput, resolve_input
+from abalone_platform.storage.inputs import (
+    UCI_ABALONE_URL,
+    ResolvedInput,
+    named_by_uri,
+    resolve_input,
+)
 from abalone_platform.storage.s3 import S3Files, is_s3_uri
 
 DEFAULT_SEED = 42
@@ -111,6 +119,17 @@ class PipelineParameters(dg.ConfigurableResource):
     def effective_batch_data(self) -> str:
         return self.batch_data or os.environ.get("ABALONE_BATCH_DATA") or self.effective_input_data
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Check BatchData's shape when a run that transforms it starts, before any step runs:
+        a batch file that cannot be read, or has the wrong number of columns, would otherwise
+        fail only after training (and after a version was registered)."""
+        run = context.run
+        if run is None or (
+            run.asset_selection is not None and BATCH_PREDICTIONS not in run.asset_selection
+        ):
+            return
+        check_batch_data_shape(self.effective_batch_data)
+
     def as_sagemaker_parameters(self) -> dict[str, object]:
         return {
             "ProcessingInstanceCount": self.processing_instance_count,
@@ -121,6 +140,22 @@ class PipelineParameters(dg.ConfigurableResource):
             "MseThreshold": self.mse_threshold,
             "Seed": self.seed,
         }
+
+
+BATCH_PREDICTIONS = dg.AssetKey("batch_predictions")
+
+
+def check_batch_data_shape(uri: str) -> None:
+    """BatchData exists, is a readable regular file of CSV text, and its first row has the 8
+    feature columns (or 9, rings last); raises InputDataError naming the parameter, the file
+    and the line. Remote files are fetched into the same cache batch_predictions reads from.
+    Values further down are checked by batch_predictions as it streams the file."""
+    store = ArtifactStore(root=str(abalone_home()), artifact_root=artifact_root_setting())
+    source = store.resolve_input(uri, BATCH_PARAMETER, env_hint="ABALONE_BATCH_DATA")
+    try:
+        count_columns(source.path, BATCH_PARAMETER)
+    except InputDataError as exc:
+        raise named_by_uri(exc, uri) from exc
 
 
 class ArtifactStore(dg.ConfigurableResource):

@@ -1,27 +1,50 @@
-"""Reading exactly the upstream version a run depends on, and refusing to bypass the gate.
+"""Reading exactly the upstream versions a step's inputs were made from, and holding the gate.
 
-Artifacts are addressed by the `uri` and `sha256` in their materialization's metadata. A step
-takes its upstream's materialization from its own run when the run produced one (so two runs at
-once never mix files), else the latest one recorded in the instance.
+Artifacts are addressed by the `uri` and `sha256` in their materialization's metadata. Each step
+has one *root* input, taken from its own run when the run produced one (so two runs at once
+never mix files), else the latest one recorded in the instance. Every other input is the one its
+root was made from, found through the chain that each materialization records under
+``upstream`` ({asset: {run_id, sha256, uri}}): the bundle takes the preprocessor of the
+processing run the model was trained on, evaluation the test split of that same run, and so on.
+A step whose inputs do not belong together refuses, naming the runs. Lineage follows the same
+chain.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
+from abalone_platform.ml.evaluate import gate_failure_message
 from abalone_platform.storage.artifacts import ArtifactRef
 
 EVALUATION_REPORT = dg.AssetKey("evaluation_report")
 GATE_CHECK = dg.AssetCheckKey(EVALUATION_REPORT, "mse_within_threshold")
+# The metadata entry holding what a materialization was made from.
+CHAIN_METADATA_KEY = "upstream"
 
 
 @dataclass(frozen=True)
 class Upstream:
+    key: dg.AssetKey
     ref: ArtifactRef
     run_id: str
-    metadata: dict[str, object]
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.key.to_user_string()
+
+    @property
+    def chain(self) -> dict[str, dict[str, str]]:
+        """What this materialization was made from: {asset: {run_id, sha256, uri}}."""
+        chain = self.metadata.get(CHAIN_METADATA_KEY)
+        return chain if isinstance(chain, dict) else {}
+
+    def describe(self) -> str:
+        return f"{self.name} of run {self.run_id} (sha256 {self.ref.sha256[:12]})"
 
 
 def _value(entry: object) -> object:
@@ -31,27 +54,7 @@ def _value(entry: object) -> object:
 StepContext = dg.AssetExecutionContext | dg.AssetCheckExecutionContext
 
 
-def upstream(context: StepContext, key: str | dg.AssetKey) -> Upstream:
-    asset_key = dg.AssetKey.from_coercible(key)
-    instance = context.instance
-    record = None
-    same_run = instance.get_records_for_run(
-        context.op_execution_context.run_id,
-        of_type=dg.DagsterEventType.ASSET_MATERIALIZATION,
-        ascending=False,
-    ).records
-    for candidate in same_run:
-        if candidate.asset_key == asset_key:
-            record = candidate
-            break
-    if record is None:
-        latest = instance.fetch_materializations(asset_key, limit=1).records
-        if not latest:
-            raise dg.Failure(
-                description=f"{asset_key.to_user_string()} has never been materialized; "
-                "run the abalone_pipeline job first"
-            )
-        record = latest[0]
+def _from_record(asset_key: dg.AssetKey, record: dg.EventLogRecord) -> Upstream:
     materialization = record.asset_materialization
     metadata = {k: _value(v) for k, v in materialization.metadata.items()}
     if "uri" not in metadata or "sha256" not in metadata:
@@ -60,18 +63,142 @@ def upstream(context: StepContext, key: str | dg.AssetKey) -> Upstream:
             "records no artifact uri/sha256"
         )
     return Upstream(
+        key=asset_key,
         ref=ArtifactRef(uri=str(metadata["uri"]), sha256=str(metadata["sha256"])),
         run_id=record.run_id,
         metadata=metadata,
     )
 
 
-def require_passed_gate(context: dg.AssetExecutionContext, asset_name: str) -> Upstream:
-    """The evaluation this asset builds on, after checking that its gate passed.
+def _record_in_run(
+    instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetKey
+) -> dg.EventLogRecord | None:
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, ascending=False
+    ).records
+    return next((r for r in records if r.asset_key == asset_key), None)
+
+
+def upstream(context: StepContext, key: str | dg.AssetKey) -> Upstream:
+    """A step's root input: this run's materialization of ``key``, else the latest one."""
+    asset_key = dg.AssetKey.from_coercible(key)
+    instance = context.instance
+    record = _record_in_run(instance, context.op_execution_context.run_id, asset_key)
+    if record is None:
+        latest = instance.fetch_materializations(asset_key, limit=1).records
+        if not latest:
+            raise dg.Failure(
+                description=f"{asset_key.to_user_string()} has never been materialized; "
+                "run the abalone_pipeline job first"
+            )
+        record = latest[0]
+    return _from_record(asset_key, record)
+
+
+def upstream_in_run(
+    context: StepContext,
+    key: str | dg.AssetKey,
+    run_id: str,
+    *,
+    needed_by: str,
+    sha256: str | None = None,
+) -> Upstream:
+    """The materialization of ``key`` that run ``run_id`` made (and whose sha256 is ``sha256``,
+    when given); refuses when that run made none."""
+    asset_key = dg.AssetKey.from_coercible(key)
+    record = _record_in_run(context.instance, run_id, asset_key)
+    if record is None:
+        raise dg.Failure(
+            description=f"Refusing to build {needed_by}: it needs the "
+            f"{asset_key.to_user_string()} made by run {run_id}, and that run recorded none"
+        )
+    found = _from_record(asset_key, record)
+    if sha256 is not None and found.ref.sha256 != sha256:
+        raise dg.Failure(
+            description=f"Refusing to build {needed_by}: {found.describe()} is not the recorded "
+            f"version (sha256 {sha256[:12]})"
+        )
+    return found
+
+
+def made_from(context: StepContext, consumer: Upstream, key: str, *, needed_by: str) -> Upstream:
+    """The ``key`` materialization that ``consumer`` was made from, by its recorded chain."""
+    link = consumer.chain.get(key)
+    if not link:
+        raise dg.Failure(
+            description=f"Refusing to build {needed_by}: {consumer.describe()} records no "
+            f"{key} it was made from (it predates version tracking); run the abalone_pipeline "
+            "job to rebuild it"
+        )
+    return upstream_in_run(
+        context, key, link["run_id"], needed_by=needed_by, sha256=link.get("sha256")
+    )
+
+
+def processing_run_of(model: Upstream, *, needed_by: str) -> str:
+    """The AbaloneProcess run whose train split ``model`` (a trained_model) was trained on."""
+    link = model.chain.get("train_split")
+    if not link:
+        raise dg.Failure(
+            description=f"Refusing to build {needed_by}: {model.describe()} records no "
+            "train_split it was trained on; run the abalone_pipeline job to rebuild it"
+        )
+    return link["run_id"]
+
+
+def require_made_from(consumer: Upstream, source: Upstream, *, needed_by: str, hint: str) -> None:
+    """Refuse unless ``consumer`` was made from exactly ``source``."""
+    link = consumer.chain.get(source.name, {})
+    if link.get("run_id") == source.run_id and link.get("sha256") == source.ref.sha256:
+        return
+    made = f"run {link['run_id']}" if link else "no recorded version"
+    raise dg.Failure(
+        description=f"Refusing to build {needed_by}: {consumer.describe()} was made from the "
+        f"{source.name} of {made}, not from {source.describe()}; {hint}"
+    )
+
+
+def bundle_of(context: StepContext, evaluation: Upstream, needed_by: str) -> Upstream:
+    """The deployable_model (this run's, else the latest) built from exactly ``evaluation``."""
+    bundle = upstream(context, "deployable_model")
+    require_made_from(
+        bundle,
+        evaluation,
+        needed_by=needed_by,
+        hint="materialize deployable_model first (or run the abalone_pipeline job)",
+    )
+    return bundle
+
+
+def chain_metadata(*inputs: Upstream) -> dict[str, dg.MetadataValue]:
+    """The ``upstream`` metadata entry: each input's run, sha256 and uri."""
+    return {
+        CHAIN_METADATA_KEY: dg.MetadataValue.json(
+            {
+                up.name: {"run_id": up.run_id, "sha256": up.ref.sha256, "uri": up.ref.uri}
+                for up in inputs
+            }
+        )
+    }
+
+
+def hold_to_threshold(asset_name: str, mse: float, threshold: float, source: str) -> None:
+    """The gate at this run's MseThreshold: refuse with the reference's message above it."""
+    if mse > threshold:
+        raise dg.Failure(
+            description=f"Refusing to build {asset_name}: {gate_failure_message(threshold)} "
+            f"({source} has MSE {mse:.4f}; this run's MseThreshold is {threshold})",
+            metadata={"mse": mse, "mse_threshold": threshold},
+        )
+
+
+def require_passed_gate(context: StepContext, asset_name: str, threshold: float) -> Upstream:
+    """The evaluation a gated asset builds on: its own gate must have passed, and it must pass
+    this run's ``threshold`` too.
 
     A blocking check skips downstream steps within its own run; this also stops a later run
     (e.g. `dagster asset materialize --select model_package`) from building on an evaluation
-    whose check failed or never ran.
+    whose check failed or never ran, or that passed only a looser threshold than this run's.
     """
     evaluation = upstream(context, EVALUATION_REPORT)
     history = context.instance.event_log_storage.get_asset_check_execution_history(
@@ -91,4 +218,10 @@ def require_passed_gate(context: dg.AssetExecutionContext, asset_name: str) -> U
             f"(run {evaluation.run_id}, MSE {evaluation.metadata.get('mse')}) did not pass the "
             f"gate: {why}. Run the abalone_pipeline job to produce an evaluation that passes."
         )
+    hold_to_threshold(
+        asset_name,
+        float(evaluation.metadata["mse"]),
+        threshold,
+        f"the evaluation_report of run {evaluation.run_id}",
+    )
     return evaluation

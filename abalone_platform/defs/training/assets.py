@@ -6,7 +6,13 @@ import dagster as dg
 import pandas as pd
 
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
-from abalone_platform.defs.shared.upstream import Upstream, upstream
+from abalone_platform.defs.shared.upstream import (
+    Upstream,
+    chain_metadata,
+    upstream,
+    upstream_in_run,
+)
+from abalone_platform.faults import fault_point
 from abalone_platform.ml.plots import markdown_image, validation_curve_png
 from abalone_platform.ml.train import InstanceTypeError, resolve_compute, train_model
 from abalone_platform.platform.code_version import code_version
@@ -27,12 +33,18 @@ def read_split(artifacts: ArtifactStore, split: Upstream) -> pd.DataFrame:
 def trained_model(
     context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
 ) -> dg.MaterializeResult:
+    fault_point("step.trained_model")
     try:
         compute = resolve_compute(parameters.training_instance_type)
     except InstanceTypeError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    train = read_split(artifacts, upstream(context, "train_split"))
-    validation = read_split(artifacts, upstream(context, "validation_split"))
+    train_up = upstream(context, "train_split")
+    # Both splits of one processing run: a re-run of processing in between never mixes them.
+    validation_up = upstream_in_run(
+        context, "validation_split", train_up.run_id, needed_by="trained_model"
+    )
+    train = read_split(artifacts, train_up)
+    validation = read_split(artifacts, validation_up)
     result = train_model(train, validation, seed=parameters.seed, compute=compute)
     ref = artifacts.store.write_bytes(
         "trained_model", context.run.run_id, "model.ubj", bytes(result.booster.save_raw("ubj"))
@@ -53,5 +65,7 @@ def trained_model(
             "code_version": code_version(),
             "train_rows": len(train),
             "validation_rows": len(validation),
+            "processing_run_id": train_up.run_id,
+            **chain_metadata(train_up, validation_up),
         }
     )
