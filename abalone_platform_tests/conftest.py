@@ -4,6 +4,7 @@ ABALONE_HOME (artifacts + MLflow SQLite registry) and the UCI file from shared/d
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,35 +93,52 @@ class Env:
     abalone_home: Path
     vars: dict[str, str]
 
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run a command (e.g. `dagster job execute ...`) from the repo root in this environment."""
+    def run(
+        self, *args: str, timeout: float = 300, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command (e.g. `dagster job execute ...`) from the repo root in this environment
+        (plus ``extra`` variables, e.g. ABALONE_FAULT for one command)."""
         return subprocess.run(
             list(args),
             cwd=REPO_ROOT,
-            env=self.vars,
+            env={**self.vars, **(extra or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
         )
 
-    def dagster(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return self.run(str(BIN / "dagster"), *args, timeout=timeout)
+    def dagster(
+        self, *args: str, timeout: float = 300, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(str(BIN / "dagster"), *args, timeout=timeout, extra=extra)
 
-    def execute(self, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(str(BIN / "abalone-platform"), *args, extra=extra)
+
+    def execute(
+        self, config: Path | None = None, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         args = ["job", "execute", "-m", "abalone_platform", "-j", "abalone_pipeline"]
         if config is not None:
             args += ["-c", str(config)]
-        return self.dagster(*args)
+        return self.dagster(*args, extra=extra)
 
     def tracking_uri(self) -> str:
         return f"sqlite:///{self.abalone_home / 'mlflow.db'}"
 
 
-def make_env(root: Path, input_data: Path, **extra: str) -> Env:
+def make_env(root: Path, input_data: Path, *, project_instance: bool = False, **extra: str) -> Env:
+    """``project_instance``: the instance is the project's own dagster.yaml (its storage
+    classes, run monitoring), copied into the new DAGSTER_HOME; else Dagster's defaults."""
     dagster_home = root / "dagster_home"
     abalone_home = root / "abalone_home"
     dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    if project_instance:
+        shutil.copy(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    else:
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ABALONE_", "MLFLOW_"))}
     env.update(
         DAGSTER_HOME=str(dagster_home),

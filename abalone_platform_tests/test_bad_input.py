@@ -3,6 +3,7 @@ half-written; nothing registered."""
 
 import hashlib
 import http.server
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -46,8 +47,82 @@ def assert_failed_cleanly(env: Env, output: str, *fragments: str) -> None:
     ids=["missing", "empty", "column-count", "non-numeric", "unknown-sex"],
 )
 def test_bad_input_data(tmp_path: Path, content: str | None, fragments: list[str]) -> None:
+    _run_bad_input(tmp_path, content, fragments)
+
+
+# Inputs as users have them (hand-edited, exported from a spreadsheet, truncated), through the
+# whole pipeline; ml/test_input_edge_cases.py covers every other variant at the parser.
+MANY_GOOD = f"{GOOD}\n" * 80
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (
+            f"{GOOD}\nF,0.4,0.3,inf,0.4,0.2,0.1,0.1,9\n{MANY_GOOD}",
+            ["{path} line 2: column 'height' value 'inf' is not a finite number"],
+        ),
+        (
+            f"{GOOD}\n{GOOD}\nF,0.4,0.3,0.1,0.4,0.2,0.1,0.1,-1\n{MANY_GOOD}",
+            ["{path} line 3: column 'rings' value '-1' is negative"],
+        ),
+        (
+            f"{GOOD}\nF,0.4,{'9' * 1_000_000},0.1,0.4,0.2,0.1,0.1,9\n{MANY_GOOD}",
+            ["{path} line 2: the line is 1,000,028 characters long"],
+        ),
+        (
+            f"{GOOD}\n" * 5,
+            ["{path}: has 5 data rows; at least 64 are needed"],
+        ),
+    ],
+    ids=[
+        "inf",
+        "negative-rings",
+        "1MB-line",
+        "5-rows",
+    ],
+)
+def test_inputs_as_users_have_them(tmp_path: Path, content: str, fragments: list[str]) -> None:
+    _run_bad_input(tmp_path, content, ["input_data (InputData)", *fragments])
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     path = tmp_path / "input" / "abalone.csv"
     path.parent.mkdir()
+    os.mkfifo(path)  # nobody writes to it: opening it to read would hang the run
+    _run_bad_input(
+        tmp_path, None, ["input_data (InputData): {path}: is not a regular file (a FIFO)"]
+    )
+
+
+def test_padded_values_are_read_as_if_unpadded(in_process: Env, abalone_file: Path) -> None:
+    from abalone_platform_tests.helpers import run_pipeline
+
+    padded = in_process.abalone_home.parent / "padded.data"
+    padded.write_text(
+        "".join(
+            " " + " , ".join(line.split(",")) + " \n"
+            for line in abalone_file.read_text().splitlines()
+            if line.strip()
+        )
+    )
+    with dg.DagsterInstance.get() as instance:
+        plain = run_pipeline(instance, selection=PROCESSING)
+        spaced = run_pipeline(instance, {"input_data": str(padded)}, selection=PROCESSING)
+        assert plain.success and spaced.success
+
+        def shas(result):
+            return {
+                e.asset_key.to_user_string(): e.materialization.metadata["sha256"].value
+                for e in result.get_asset_materialization_events()
+            }
+
+        assert shas(spaced) == shas(plain)
+
+
+def _run_bad_input(tmp_path: Path, content: str | None, fragments: list[str]) -> None:
+    path = tmp_path / "input" / "abalone.csv"
+    path.parent.mkdir(exist_ok=True)
     if content is not None:
         path.write_text(content)
     env = make_env(tmp_path / "env", path)
@@ -152,3 +227,45 @@ def test_http_input_is_downloaded_once_into_the_cache(
         assert result.success
     cached = _cache_path(in_process.abalone_home / "cache", http_server)
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == UCI_ABALONE_SHA256
+
+
+def test_a_batch_file_of_the_wrong_shape_fails_before_any_step(
+    tmp_path: Path, abalone_file: Path
+) -> None:
+    batch = tmp_path / "batch.csv"
+    batch.write_text("M,0.455,0.365,0.095,0.514,0.2245,0.101\nI,0.3,0.2,0.1,0.1,0.1,0.1\n")
+    env = make_env(tmp_path / "env", abalone_file, ABALONE_BATCH_DATA=str(batch))
+    proc = env.execute()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"batch_data (BatchData): {batch} line 1: expected 8 or 9" in output
+    assert "STEP_START" not in output  # refused when the run started: nothing trained
+    assert_failed_cleanly(env, output)
+
+
+def test_a_missing_batch_file_fails_before_any_step(tmp_path: Path, abalone_file: Path) -> None:
+    batch = tmp_path / "nowhere.csv"
+    env = make_env(tmp_path / "env", abalone_file, ABALONE_BATCH_DATA=str(batch))
+    proc = env.execute()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"batch_data (BatchData): {batch}: file does not exist" in output
+    assert "STEP_START" not in output
+    assert_failed_cleanly(env, output)
+
+
+def test_a_bad_value_deep_in_the_batch_fails_the_transform_only(
+    tmp_path: Path, abalone_file: Path
+) -> None:
+    """Documented: the shape is checked up front, values as the transform streams them; the
+    model was registered before the transform failed, and stays registered."""
+    batch = tmp_path / "batch.csv"
+    good = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\n"
+    batch.write_text(good * 50 + "I,0.3,0.2,0.1,0.1,0.1,0.1,x\n")
+    env = make_env(tmp_path / "env", abalone_file, ABALONE_BATCH_DATA=str(batch))
+    proc = env.execute()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"batch_data (BatchData): {batch} line 51: column 'shell_weight'" in output
+    [version] = registered_versions(env.tracking_uri())
+    assert version["registration"] == "complete"

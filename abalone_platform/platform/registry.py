@@ -98,15 +98,48 @@ def _file_lock(database: Path) -> Iterator[None]:
 
 # A registered model whose existence is the lock on a shared (server) registry: creating a
 # registered model is atomic on every MLflow backend (a unique name), so exactly one of two
-# writers gets it. A holder killed before releasing it leaves it behind; after
-# SERVER_LOCK_STALE_S it is taken over.
+# writers gets it. A holder killed before releasing it leaves it behind: a lock this process has
+# watched unchanged (same creation time) for SERVER_LOCK_STALE_S is taken over. The age is
+# measured on this process's own monotonic clock, never by comparing with the server's, and
+# the take-over itself is serialized by a second lock, so two waiters never both break it.
 LOCK_MODEL_SUFFIX = ".registry-lock"
-SERVER_LOCK_TIMEOUT_S = 60.0
+SERVER_LOCK_TIMEOUT_S = 180.0
 SERVER_LOCK_STALE_S = 120.0
 
 
 def _error_code(exc: BaseException) -> str:
     return str(getattr(exc, "error_code", ""))
+
+
+def _try_create(client: MlflowClient, name: str, holder: str, what: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(
+            name, tags={"holder": holder}, description=f"Held while {holder} {what}; not a model."
+        )
+        return True
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in _error_code(exc):
+            raise
+        return False
+
+
+def _break_stale(client: MlflowClient, lock_name: str, created: int, holder: str) -> None:
+    """Delete ``lock_name`` if it is still the lock created at ``created`` (under a breaker
+    lock, so that a fresh lock taken meanwhile by another process is never deleted)."""
+    from mlflow.exceptions import MlflowException
+
+    breaker = lock_name + ".breaker"
+    if not _try_create(client, breaker, holder, f"takes over the stale {lock_name}"):
+        return
+    try:
+        with contextlib.suppress(MlflowException):
+            if client.get_registered_model(lock_name).creation_timestamp == created:
+                client.delete_registered_model(lock_name)
+    finally:
+        with contextlib.suppress(MlflowException):
+            client.delete_registered_model(breaker)
 
 
 @contextlib.contextmanager
@@ -115,32 +148,27 @@ def _server_lock(client: MlflowClient, name: str) -> Iterator[None]:
 
     lock_name = name + LOCK_MODEL_SUFFIX
     holder = f"{socket.gethostname()} pid {os.getpid()}"
-    deadline = time.monotonic() + SERVER_LOCK_TIMEOUT_S
-    while True:
-        try:
-            client.create_registered_model(
-                lock_name,
-                tags={"holder": holder},
-                description=f"Held while {holder} changes {name}; not a model.",
-            )
-            break
-        except MlflowException as exc:
-            if "RESOURCE_ALREADY_EXISTS" not in _error_code(exc):
-                raise
-        try:
-            held = client.get_registered_model(lock_name)
-        except MlflowException:
-            continue  # released between our create and our look
-        age = time.time() - held.creation_timestamp / 1000
-        if age > SERVER_LOCK_STALE_S:
-            with contextlib.suppress(MlflowException):
-                client.delete_registered_model(lock_name)
-            continue
-        if time.monotonic() > deadline:
+    start = time.monotonic()
+    # creation timestamp of a lock (or breaker) -> when this process first saw it
+    first_seen: dict[tuple[str, int], float] = {}
+    while not _try_create(client, lock_name, holder, f"changes {name}"):
+        now = time.monotonic()
+        for watched in (lock_name, lock_name + ".breaker"):
+            try:
+                held = client.get_registered_model(watched)
+            except MlflowException:
+                continue  # released meanwhile
+            seen = first_seen.setdefault((watched, held.creation_timestamp), now)
+            if now - seen > SERVER_LOCK_STALE_S:
+                if watched == lock_name:
+                    _break_stale(client, lock_name, held.creation_timestamp, holder)
+                else:  # a breaker whose holder died while breaking
+                    with contextlib.suppress(MlflowException):
+                        client.delete_registered_model(watched)
+        if now - start > SERVER_LOCK_TIMEOUT_S:
             raise RegistryError(
-                f"the registry at {client.tracking_uri} is locked by "
-                f"{held.tags.get('holder', 'another process')} (for {age:.0f} s); try again, or "
-                f"after {SERVER_LOCK_STALE_S:.0f} s the lock is taken over"
+                f"the registry at {client.tracking_uri} stayed locked ({lock_name}) for "
+                f"{SERVER_LOCK_TIMEOUT_S:.0f} s; try again"
             )
         time.sleep(0.05)  # polling a lock, not timing a result
     try:

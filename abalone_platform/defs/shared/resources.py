@@ -123,6 +123,8 @@ class PipelineParameters(dg.ConfigurableResource):
         """Check BatchData's shape when a run that transforms it starts, before any step runs:
         a batch file that cannot be read, or has the wrong number of columns, would otherwise
         fail only after training (and after a version was registered)."""
+        if not (self.batch_data or os.environ.get("ABALONE_BATCH_DATA")):
+            return  # BatchData is InputData itself, which processing checks first
         run = context.run
         if run is None or (
             run.asset_selection is not None and BATCH_PREDICTIONS not in run.asset_selection
