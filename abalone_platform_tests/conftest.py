@@ -54,6 +54,17 @@ ASSETS = (
     "model_package",
 )
 UNGATED_ASSETS = ASSETS[:6]
+# The job's steps (Dagster ops), in pipeline order: processing is one multi-asset step, the gate
+# its own step.
+PIPELINE_STEPS = (
+    "abalone_process",
+    "trained_model",
+    "evaluation_report",
+    "mse_within_threshold",
+    "deployable_model",
+    "batch_predictions",
+    "model_package",
+)
 GATED_ASSETS = ASSETS[6:]
 
 

@@ -229,28 +229,29 @@ def test_http_input_is_downloaded_once_into_the_cache(
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == UCI_ABALONE_SHA256
 
 
-def test_a_batch_file_of_the_wrong_shape_fails_before_any_step(
-    tmp_path: Path, abalone_file: Path
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            "M,0.455,0.365,0.095,0.514,0.2245,0.101\nI,0.3,0.2,0.1,0.1,0.1,0.1\n",
+            " line 1: expected 8 or 9",
+        ),
+        (None, ": file does not exist"),
+    ],
+    ids=["column-count", "missing"],
+)
+def test_a_wrong_batch_file_fails_before_any_step(
+    tmp_path: Path, abalone_file: Path, content: str | None, problem: str
 ) -> None:
     batch = tmp_path / "batch.csv"
-    batch.write_text("M,0.455,0.365,0.095,0.514,0.2245,0.101\nI,0.3,0.2,0.1,0.1,0.1,0.1\n")
+    if content is not None:
+        batch.write_text(content)
     env = make_env(tmp_path / "env", abalone_file, ABALONE_BATCH_DATA=str(batch))
     proc = env.execute()
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert f"batch_data (BatchData): {batch} line 1: expected 8 or 9" in output
+    assert f"batch_data (BatchData): {batch}{problem}" in output
     assert "STEP_START" not in output  # refused when the run started: nothing trained
-    assert_failed_cleanly(env, output)
-
-
-def test_a_missing_batch_file_fails_before_any_step(tmp_path: Path, abalone_file: Path) -> None:
-    batch = tmp_path / "nowhere.csv"
-    env = make_env(tmp_path / "env", abalone_file, ABALONE_BATCH_DATA=str(batch))
-    proc = env.execute()
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert f"batch_data (BatchData): {batch}: file does not exist" in output
-    assert "STEP_START" not in output
     assert_failed_cleanly(env, output)
 
 

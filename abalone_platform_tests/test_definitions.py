@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from abalone_platform.definitions import build_defs
+from abalone_platform_tests.conftest import PIPELINE_STEPS
 
 ASSET_DEPS = {
     "train_split": set(),
@@ -50,15 +51,7 @@ def test_the_pipeline_job_selects_everything_in_process(defs: dg.Definitions) ->
     job = defs.resolve_job_def("abalone_pipeline")
     assert job.executor_def.name == "in_process"
     node_names = {node.name for node in job.graph.nodes}
-    assert {
-        "abalone_process",
-        "trained_model",
-        "evaluation_report",
-        "mse_within_threshold",
-        "deployable_model",
-        "batch_predictions",
-        "model_package",
-    } == node_names
+    assert set(PIPELINE_STEPS) == node_names
 
 
 def test_parameters_are_one_resource_with_sagemaker_descriptions(defs: dg.Definitions) -> None:

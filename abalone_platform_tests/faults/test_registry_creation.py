@@ -69,7 +69,17 @@ def test_a_damaged_registry_is_reported_with_what_to_do(
     assert f"the MLflow registry database {database} is damaged: {problem}" in listing.stderr
     assert f"mv {database} {database}.damaged" in listing.stderr
     assert "Traceback" not in listing.stderr
+    assert _sha(database) == before  # looked at, never changed
 
+
+def test_a_run_on_a_damaged_registry_stops_and_the_advice_works(
+    tmp_path: Path, abalone_file: Path
+) -> None:
+    env = make_env(tmp_path, abalone_file)
+    assert env.cli("registry", "list").returncode == 0
+    database = env.abalone_home / "mlflow.db"
+    _damage(database, "CREATE TABLE _alembic_tmp_experiments (x INTEGER)")
+    before = _sha(database)
     run = env.execute()
     output = run.stdout + run.stderr
     assert run.returncode != 0

@@ -7,15 +7,10 @@ import numpy as np
 import pytest
 
 from abalone_platform.ml.data import InputDataError, read_abalone_csv
+from abalone_platform_tests.ml.support import write
 
 PARAMETER = "input_data (InputData)"
 GOOD_ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"
-
-
-def write(tmp_path: Path, lines: list[str], name: str = "abalone.csv") -> Path:
-    path = tmp_path / name
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_reads_the_uci_file(abalone_file: Path) -> None:

@@ -40,6 +40,7 @@ from abalone_platform.ml.preprocess import (
     split_sizes,
 )
 from abalone_platform.storage.inputs import resolve_input
+from abalone_platform_tests.ml.support import write
 
 PARAMETER = "input_data (InputData)"
 BATCH = "batch_data (BatchData)"
@@ -47,12 +48,6 @@ GOOD_ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"
 GOOD_FEATURES = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
 # sha256 of the UCI file's parsed numerics, sex codes and rings, as read before these rules.
 UCI_FINGERPRINT = "50cb2cc4ae33bfe658cfe8ea755d1233febb43c92999ac93b7073fd00c3e90f0"
-
-
-def write(tmp_path: Path, lines: list[str], name: str = "abalone.csv") -> Path:
-    path = tmp_path / name
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def read_input(path: Path) -> RawColumns:

@@ -22,6 +22,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from abalone_platform.storage.artifacts import S3ArtifactStore
 from abalone_platform_tests.conftest import free_port, stop_process_group
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
@@ -127,3 +128,16 @@ def aws_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 @pytest.fixture
 def bucket(aws_env: S3Server) -> str:
     return aws_env.new_bucket()
+
+
+def s3_store(tmp_path: Path, bucket: str) -> S3ArtifactStore:
+    """The pipeline's artifact store under ``s3://<bucket>/art``, as the resource builds it."""
+    from dagster_aws.s3 import S3Resource
+
+    from abalone_platform.defs.shared.resources import ArtifactStore
+
+    store = ArtifactStore(
+        root=str(tmp_path / "home"), artifact_root=f"s3://{bucket}/art", s3=S3Resource()
+    ).store
+    assert isinstance(store, S3ArtifactStore)
+    return store

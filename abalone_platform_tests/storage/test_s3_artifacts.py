@@ -6,20 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from abalone_platform.defs.shared.resources import ArtifactStore
 from abalone_platform.ml.bundle import MANIFEST_FILE, ArtifactIntegrityError, sha256_bytes
-from abalone_platform.storage.artifacts import LocalArtifactStore, S3ArtifactStore
-from abalone_platform_tests.storage.s3_server import S3Server
-
-
-def s3_store(tmp_path: Path, bucket: str) -> S3ArtifactStore:
-    store = ArtifactStore(
-        root=str(tmp_path / "home"), artifact_root=f"s3://{bucket}/art", s3=S3Resource()
-    ).store
-    assert isinstance(store, S3ArtifactStore)
-    return store
+from abalone_platform.storage.artifacts import LocalArtifactStore
+from abalone_platform_tests.storage.s3_server import S3Server, s3_store
 
 
 def test_root_scheme_picks_the_store(tmp_path):

@@ -9,21 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster_aws.s3 import S3Resource
 
-from abalone_platform.defs.shared.resources import ArtifactStore
 from abalone_platform.ml.bundle import MANIFEST_FILE, sha256_bytes, sha256_file
-from abalone_platform.storage.artifacts import S3ArtifactStore
 from abalone_platform.storage.s3 import content_type_for, parse_s3_uri
-from abalone_platform_tests.storage.s3_server import S3Server
-
-
-def s3_store(tmp_path: Path, bucket: str) -> S3ArtifactStore:
-    store = ArtifactStore(
-        root=str(tmp_path / "home"), artifact_root=f"s3://{bucket}/art", s3=S3Resource()
-    ).store
-    assert isinstance(store, S3ArtifactStore)
-    return store
+from abalone_platform_tests.storage.s3_server import S3Server, s3_store
 
 
 def head(server: S3Server, uri: str) -> dict:

@@ -42,10 +42,18 @@ def registered_bundle(registry: ModelRegistry, version: int, threshold: float) -
     version (with the bundle sha256 it recorded) is the proof of a passed gate at the threshold
     of the run that registered it; this run's threshold is applied on top.
     """
-    from abalone_platform.platform.registry import RegistryError, require_approved
+    from abalone_platform.platform.registry import (
+        RegistryError,
+        UnknownVersionError,
+        require_approved,
+    )
 
     try:
         found = require_approved(registry.open(), version, purpose="run batch_predictions")
+    except UnknownVersionError as exc:
+        raise dg.Failure(
+            description=f"model_package_version {version}: no such version; {exc}"
+        ) from exc
     except RegistryError as exc:
         raise dg.Failure(description=f"model_package_version {version}: {exc}") from exc
     tags = found.tags or {}
