@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import getpass
 import json
 import os
@@ -190,7 +191,9 @@ def registry_lock(registry: Registry) -> Iterator[None]:
             yield
 
 
+@functools.cache
 def _head_revision() -> str:
+    # Read from MLflow's migration scripts once per process (it parses them all).
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     return _get_latest_schema_revision()

@@ -159,6 +159,11 @@ def is_local_uri(uri: str) -> bool:
     return _local_path(uri) is not None
 
 
+def local_input_path(uri: str) -> Path | None:
+    """The file a path or file:// URI names (None for https://, s3://), without reading it."""
+    return _local_path(uri)
+
+
 def named_by_uri(error: InputDataError, uri: str) -> InputDataError:
     """Parse errors name the local cached copy of a remote input; a user knows it by its URI."""
     if is_local_uri(uri) or error.location == uri:

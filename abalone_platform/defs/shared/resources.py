@@ -23,6 +23,7 @@ from abalone_platform.storage.artifacts import LocalArtifactStore, S3ArtifactSto
 from abalone_platform.storage.inputs import (
     UCI_ABALONE_URL,
     ResolvedInput,
+    local_input_path,
     named_by_uri,
     resolve_input,
 )
@@ -152,10 +153,15 @@ def check_batch_data_shape(uri: str) -> None:
     feature columns (or 9, rings last); raises InputDataError naming the parameter, the file
     and the line. Remote files are fetched into the same cache batch_predictions reads from.
     Values further down are checked by batch_predictions as it streams the file."""
-    store = ArtifactStore(root=str(abalone_home()), artifact_root=artifact_root_setting())
-    source = store.resolve_input(uri, BATCH_PARAMETER, env_hint="ABALONE_BATCH_DATA")
+    path = local_input_path(uri) if uri else None
+    if path is None:
+        # Remote: fetched once into the cache, where batch_predictions finds it again.
+        store = ArtifactStore(root=str(abalone_home()), artifact_root=artifact_root_setting())
+        path = store.resolve_input(uri, BATCH_PARAMETER, env_hint="ABALONE_BATCH_DATA").path
     try:
-        count_columns(source.path, BATCH_PARAMETER)
+        # A local file is only looked at (stat, first line): hashing a large batch file here
+        # would be a second full read, on top of the transform's own.
+        count_columns(path, BATCH_PARAMETER)
     except InputDataError as exc:
         raise named_by_uri(exc, uri) from exc
 
