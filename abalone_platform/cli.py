@@ -44,7 +44,7 @@ def _instance():
 
 
 def _registry():
-    from abalone_platform.platform.registry import open_registry
+    from abalone_platform.registry import open_registry
 
     return open_registry()
 
@@ -53,7 +53,7 @@ def _registry():
 
 
 def cmd_registry_list(args: argparse.Namespace) -> None:
-    from abalone_platform.platform.registry import list_versions
+    from abalone_platform.registry import list_versions
 
     registry = _registry()
     versions = list_versions(registry)
@@ -83,7 +83,7 @@ def cmd_registry_list(args: argparse.Namespace) -> None:
 
 
 def cmd_registry_describe(args: argparse.Namespace) -> None:
-    from abalone_platform.platform.registry import describe_version
+    from abalone_platform.registry import describe_version
 
     info = describe_version(_registry(), args.version)
     if args.json:
@@ -134,7 +134,7 @@ def cmd_registry_describe(args: argparse.Namespace) -> None:
 
 def _transition(target: str) -> Callable[[argparse.Namespace], None]:
     def command(args: argparse.Namespace) -> None:
-        from abalone_platform.platform.registry import set_approval
+        from abalone_platform.registry import set_approval
 
         change = set_approval(_registry(), args.version, target, reason=args.reason, by=args.by)
         if args.json:
@@ -168,7 +168,7 @@ _LINEAGE_COLUMNS = [
 
 
 def cmd_lineage(args: argparse.Namespace) -> None:
-    from abalone_platform.platform.lineage import model_package_lineage
+    from abalone_platform.records.lineage import model_package_lineage
 
     with _instance() as instance:
         lineage = model_package_lineage(instance, _registry(), args.version)
@@ -208,9 +208,9 @@ def cmd_lineage(args: argparse.Namespace) -> None:
 
 
 def cmd_executions_list(args: argparse.Namespace) -> None:
-    from abalone_platform.platform.definition import parameter_definitions
-    from abalone_platform.platform.executions import list_executions
-    from abalone_platform.platform.steps import project_definitions
+    from abalone_platform.records.definition import parameter_definitions
+    from abalone_platform.records.executions import list_executions
+    from abalone_platform.records.steps import project_definitions
 
     with _instance() as instance:
         runs = list_executions(instance, limit=args.limit)
@@ -257,7 +257,7 @@ def _gate_text(gate: dict) -> str:
 
 
 def cmd_executions_describe(args: argparse.Namespace) -> None:
-    from abalone_platform.platform.executions import describe_execution
+    from abalone_platform.records.executions import describe_execution
 
     with _instance() as instance:
         info = describe_execution(instance, args.run_id)
@@ -308,8 +308,8 @@ def cmd_executions_describe(args: argparse.Namespace) -> None:
 
 
 def cmd_definition(args: argparse.Namespace) -> None:
-    from abalone_platform.platform.definition import pipeline_definition
-    from abalone_platform.platform.steps import project_definitions
+    from abalone_platform.records.definition import pipeline_definition
+    from abalone_platform.records.steps import project_definitions
 
     _print_json(pipeline_definition(project_definitions()))
 
@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Dagster's and MLflow's deprecation/preview notices are noise for a person at a terminal.
     warnings.filterwarnings("ignore")
-    from abalone_platform.platform.errors import PlatformError
+    from abalone_platform.errors import PlatformError
 
     try:
         args.func(args)

@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from abalone_platform.definitions import build_defs
-from abalone_platform_tests.conftest import PIPELINE_STEPS
+from abalone_platform_tests.support.project import PIPELINE_STEPS
 
 ASSET_DEPS = {
     "train_split": set(),

@@ -9,7 +9,6 @@ Layout of a bundle directory:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,28 +18,16 @@ import xgboost as xgb
 
 from abalone_platform.ml.data import FEATURE_COLUMNS, LABEL_COLUMN
 from abalone_platform.ml.preprocess import Preprocessor
+from abalone_platform.storage.integrity import (
+    MANIFEST_FILE,
+    ArtifactIntegrityError,
+    sha256_bytes,
+)
 
 MODEL_FILE = "model.ubj"
 PREPROCESSOR_FILE = "preprocessor.json"
 SPEC_FILE = "inference_spec.json"
-MANIFEST_FILE = "manifest.json"
 CONTENT_TYPE = "text/csv"
-
-
-class ArtifactIntegrityError(RuntimeError):
-    pass
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def inference_spec() -> dict:

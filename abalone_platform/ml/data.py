@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
-import stat
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from abalone_platform.errors import InputDataError
+from abalone_platform.storage.files import check_input_file, open_input_file, stat_input_file
 
 NUMERIC_COLUMNS: tuple[str, ...] = (
     "length",
@@ -54,18 +55,6 @@ MAX_LINE_CHARS = 65_536
 PADDING = " \t"
 
 
-class InputDataError(ValueError):
-    """Bad input data; the message names the parameter, the file and, where known, the line."""
-
-    def __init__(self, parameter: str, location: str, problem: str, line: int | None = None):
-        self.parameter = parameter
-        self.location = location
-        self.line = line
-        self.problem = problem
-        where = f"{location} line {line}" if line is not None else location
-        super().__init__(f"{parameter}: {where}: {problem}")
-
-
 @dataclass(frozen=True)
 class RawColumns:
     """Parsed columns of an abalone file: sex as strings, numerics as float64 (NaN = missing)."""
@@ -87,65 +76,6 @@ class RawColumns:
             rings=None if self.rings is None else self.rings[index],
             source=self.source,
         )
-
-
-_FILE_KINDS = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _not_readable(parameter: str, location: str, exc: OSError) -> InputDataError:
-    if isinstance(exc, PermissionError):
-        return InputDataError(parameter, location, "is not readable (permission denied)")
-    return InputDataError(parameter, location, f"could not be read ({exc.strerror or exc})")
-
-
-def stat_input_file(path: Path, parameter: str, location: str | None = None) -> os.stat_result:
-    """``os.stat`` of an input that must be a regular file, refused clearly otherwise.
-
-    Only stat, never open: opening a FIFO blocks until something writes to it, and a device
-    reads as an endless or an empty stream; both must be refused before anything opens them.
-    """
-    location = location or str(path)
-    try:
-        info = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise InputDataError(parameter, location, "file does not exist") from None
-    except OSError as exc:  # e.g. a parent directory that may not be searched
-        raise _not_readable(parameter, location, exc) from exc
-    if stat.S_ISDIR(info.st_mode):
-        raise InputDataError(parameter, location, "is a directory, not a file")
-    if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "a special file")
-        raise InputDataError(parameter, location, f"is not a regular file ({kind})")
-    return info
-
-
-def open_input_file(
-    path: Path, parameter: str, location: str | None = None, *, text: bool = False
-) -> IO:
-    """Open a (stat-checked) input for reading; a permission error names the parameter.
-
-    Text mode keeps undecodable bytes as surrogates (an error names their line) and leaves line
-    ends alone, so \\r, \\n and \\r\\n all end a line, as they do for Arrow's parser.
-    """
-    try:
-        if text:
-            return open(path, encoding="utf-8", errors="surrogateescape", newline="")
-        return open(path, "rb")
-    except OSError as exc:
-        raise _not_readable(parameter, location or str(path), exc) from exc
-
-
-def check_input_file(path: Path, parameter: str, location: str | None = None) -> os.stat_result:
-    """Refuse an input that is missing, not a regular file or not readable, before reading it."""
-    info = stat_input_file(path, parameter, location)
-    # Permission bits do not tell (root reads anything; ACLs, read-only mounts): try to open.
-    open_input_file(path, parameter, location).close()
-    return info
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")

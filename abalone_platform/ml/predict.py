@@ -20,16 +20,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from abalone_platform.errors import InputDataError
 from abalone_platform.ml.bundle import ModelBundle, predict_features, read_bundle
 from abalone_platform.ml.data import (
     MIN_BYTES_PER_WORKER,
-    InputDataError,
     ParsedBatch,
     RawColumns,
-    check_input_file,
     iter_parsed_batches,
     line_aligned_ranges,
 )
+from abalone_platform.storage.files import check_input_file
 
 BATCH_PARAMETER = "batch_data (BatchData)"
 # Parsing reads ahead up to 32 blocks (Arrow's CSV reader), so the block size bounds memory:

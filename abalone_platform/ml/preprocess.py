@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abalone_platform.errors import InputDataError
 from abalone_platform.ml.data import (
     LABEL_COLUMN,
     MISSING_SEX,
     NUMERIC_COLUMNS,
     SEX_CODES,
-    InputDataError,
     RawColumns,
 )
 

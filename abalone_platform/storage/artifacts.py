@@ -13,12 +13,12 @@ import os
 import shutil
 import tempfile
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.bundle import (
+from abalone_platform.storage.integrity import (
     MANIFEST_FILE,
     ArtifactIntegrityError,
     sha256_bytes,
@@ -26,11 +26,35 @@ from abalone_platform.ml.bundle import (
 )
 from abalone_platform.storage.s3 import S3Files, S3Location, parse_s3_uri
 
+# The metadata contract every materialization of an artifact keeps: where it is and its sha256
+# (URI_KEY, SHA256_KEY), and what it was made from (UPSTREAM_KEY: {asset: {run_id, sha256,
+# uri}}). Steps read their inputs by it, lineage and the execution records follow it.
+URI_KEY = "uri"
+SHA256_KEY = "sha256"
+UPSTREAM_KEY = "upstream"
+
 
 @dataclass(frozen=True)
 class ArtifactRef:
+    """One artifact: its URI and the sha256 recorded when it was written."""
+
     uri: str
     sha256: str
+
+    def as_metadata(self) -> dict[str, str]:
+        """The materialization metadata entries that record this artifact."""
+        return {URI_KEY: self.uri, SHA256_KEY: self.sha256}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, object]) -> ArtifactRef | None:
+        """The artifact a materialization's metadata records (plain values or Dagster
+        MetadataValues), or None when it records none."""
+        values = {
+            k: getattr(metadata.get(k), "value", metadata.get(k)) for k in (URI_KEY, SHA256_KEY)
+        }
+        if not values[URI_KEY] or not values[SHA256_KEY]:
+            return None
+        return cls(uri=str(values[URI_KEY]), sha256=str(values[SHA256_KEY]))
 
     @property
     def path(self) -> Path:

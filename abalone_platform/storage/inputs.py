@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from abalone_platform.ml.bundle import sha256_file
-from abalone_platform.ml.data import InputDataError, check_input_file
+from abalone_platform.errors import InputDataError
+from abalone_platform.storage.files import check_input_file
+from abalone_platform.storage.integrity import sha256_file
 
 UCI_ABALONE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/abalone/abalone.data"
 UCI_ABALONE_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from abalone_platform.ml.data import InputDataError
+from abalone_platform.errors import InputDataError
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class S3Files:
         """Upload ``path`` as ``location`` with its Content-Type (from the key's name) and its
         sha256 as user metadata (``x-amz-meta-sha256``); ``sha256`` is computed if not given."""
         if sha256 is None:
-            from abalone_platform.ml.bundle import sha256_file  # lazily: it imports xgboost
+            from abalone_platform.storage.integrity import sha256_file  # lazily: it imports xgboost
 
             sha256 = sha256_file(path)
         extra_args: dict[str, Any] = {

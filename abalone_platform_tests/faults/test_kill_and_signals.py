@@ -13,10 +13,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from abalone_platform.platform.executions import mark_dead_runs
-from abalone_platform_tests.conftest import ASSETS, PIPELINE_STEPS, Env, make_env
-from abalone_platform_tests.faults.support import chain_runs, instance_of, materializations
-from abalone_platform_tests.registry_helpers import registered_versions
+from abalone_platform.records.executions import mark_dead_runs
+from abalone_platform_tests.support.faults import chain_runs, instance_of, materializations
+from abalone_platform_tests.support.project import ASSETS, PIPELINE_STEPS, Env, make_env
+from abalone_platform_tests.support.registry import registered_versions
 
 # (moment, what the registry holds after the stopped run)
 KILL_MOMENTS = [

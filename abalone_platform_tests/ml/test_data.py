@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abalone_platform.ml.data import InputDataError, read_abalone_csv
-from abalone_platform_tests.ml.support import write
+from abalone_platform.errors import InputDataError
+from abalone_platform.ml.data import read_abalone_csv
+from abalone_platform_tests.support.inputs import write
 
 PARAMETER = "input_data (InputData)"
 GOOD_ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"

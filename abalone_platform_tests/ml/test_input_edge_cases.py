@@ -22,11 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from abalone_platform.errors import InputDataError
 from abalone_platform.ml import data as data_module
 from abalone_platform.ml.data import (
     MAX_LINE_CHARS,
     NUMERIC_COLUMNS,
-    InputDataError,
     RawColumns,
     count_columns,
     iter_parsed_batches,
@@ -40,7 +40,7 @@ from abalone_platform.ml.preprocess import (
     split_sizes,
 )
 from abalone_platform.storage.inputs import resolve_input
-from abalone_platform_tests.ml.support import write
+from abalone_platform_tests.support.inputs import write
 
 PARAMETER = "input_data (InputData)"
 BATCH = "batch_data (BatchData)"

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from abalone_platform.errors import InputDataError
 from abalone_platform.ml.bundle import read_bundle, write_bundle
-from abalone_platform.ml.data import InputDataError, line_aligned_ranges, read_abalone_csv
+from abalone_platform.ml.data import line_aligned_ranges, read_abalone_csv
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform, predict_rows
 
 # Small enough that the UCI file (192 kB) and its copies split into several ranges and blocks.

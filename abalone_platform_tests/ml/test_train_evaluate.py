@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from abalone_platform.ml.bundle import ArtifactIntegrityError, load_booster, sha256_bytes
+from abalone_platform.ml.bundle import load_booster
 from abalone_platform.ml.evaluate import evaluate, gate_failure_message, mse_within, report_to_json
 from abalone_platform.ml.train import (
     NUM_BOOST_ROUND,
@@ -14,6 +14,7 @@ from abalone_platform.ml.train import (
     resolve_compute,
     train_model,
 )
+from abalone_platform.storage.integrity import ArtifactIntegrityError, sha256_bytes
 
 
 def test_training_is_seeded_and_records_every_round(processed, trained) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from abalone_platform.defs.shared.resources import ArtifactStore
-from abalone_platform.ml.bundle import MANIFEST_FILE, ArtifactIntegrityError, sha256_bytes
 from abalone_platform.storage.artifacts import LocalArtifactStore
-from abalone_platform_tests.storage.s3_server import S3Server, s3_store
+from abalone_platform.storage.integrity import MANIFEST_FILE, ArtifactIntegrityError, sha256_bytes
+from abalone_platform_tests.support.s3_server import S3Server, s3_store
 
 
 def test_root_scheme_picks_the_store(tmp_path):

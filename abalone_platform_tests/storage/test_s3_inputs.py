@@ -8,8 +8,8 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from abalone_platform.defs.shared.resources import ArtifactStore
-from abalone_platform.ml.data import InputDataError
-from abalone_platform_tests.storage.s3_server import S3Server
+from abalone_platform.errors import InputDataError
+from abalone_platform_tests.support.s3_server import S3Server
 
 PARAMETER = "input_data (InputData)"
 

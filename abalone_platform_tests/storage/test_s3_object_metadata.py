@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from abalone_platform.ml.bundle import MANIFEST_FILE, sha256_bytes, sha256_file
+from abalone_platform.storage.integrity import MANIFEST_FILE, sha256_bytes, sha256_file
 from abalone_platform.storage.s3 import content_type_for, parse_s3_uri
-from abalone_platform_tests.storage.s3_server import S3Server, s3_store
+from abalone_platform_tests.support.s3_server import S3Server, s3_store
 
 
 def head(server: S3Server, uri: str) -> dict:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from abalone_platform_tests.conftest import SHARED_ABALONE, TEST_ARTIFACTS, make_env
-from abalone_platform_tests.dagster_dev import DagsterDev
-from abalone_platform_tests.dagster_dev import dagster_dev as start_dagster_dev
+from abalone_platform_tests.support.dagster_dev import DagsterDev
+from abalone_platform_tests.support.dagster_dev import dagster_dev as start_dagster_dev
+from abalone_platform_tests.support.project import SHARED_ABALONE, TEST_ARTIFACTS, make_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 from selenium.webdriver.common.by import By
 
-from abalone_platform_tests.conftest import ASSETS
+from abalone_platform_tests.support.project import ASSETS
 from abalone_platform_tests.ui.conftest import SCREENSHOTS
 
 GROUPS = ["processing", "training", "evaluation", "deployment", "registry"]

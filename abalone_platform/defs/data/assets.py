@@ -6,8 +6,9 @@ import dagster as dg
 import pandas as pd
 
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.data import InputDataError, read_abalone_csv
+from abalone_platform.ml.data import read_abalone_csv
 from abalone_platform.ml.preprocess import SPLIT_COLUMNS, process
 from abalone_platform.storage.inputs import named_by_uri
 

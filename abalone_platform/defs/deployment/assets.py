@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from abalone_platform.defs.registry.resources import APPROVAL_TAG, ModelRegistry
+from abalone_platform.defs.registry.resources import ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import (
     bundle_of,
@@ -17,13 +17,15 @@ from abalone_platform.defs.shared.upstream import (
     upstream,
     upstream_in_run,
 )
+from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.bundle import MANIFEST_FILE, load_booster, write_bundle
-from abalone_platform.ml.data import InputDataError
+from abalone_platform.ml.bundle import load_booster, write_bundle
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
 from abalone_platform.ml.preprocess import Preprocessor
+from abalone_platform.registry import APPROVAL_TAG
 from abalone_platform.storage.artifacts import ArtifactRef
 from abalone_platform.storage.inputs import named_by_uri
+from abalone_platform.storage.integrity import MANIFEST_FILE
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,7 @@ def registered_bundle(registry: ModelRegistry, version: int, threshold: float) -
     version (with the bundle sha256 it recorded) is the proof of a passed gate at the threshold
     of the run that registered it; this run's threshold is applied on top.
     """
-    from abalone_platform.platform.registry import (
-        RegistryError,
-        UnknownVersionError,
-        require_approved,
-    )
+    from abalone_platform.registry import RegistryError, UnknownVersionError, require_approved
 
     try:
         found = require_approved(registry.open(), version, purpose="run batch_predictions")

@@ -23,7 +23,7 @@ from abalone_platform.defs.data.sensors import (
 from abalone_platform.defs.jobs import abalone_pipeline
 from abalone_platform.defs.registry.resources import ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore
-from abalone_platform.platform.registry import approved_version
+from abalone_platform.registry import approved_version
 
 MODEL_VERSION_TAG = "abalone/model_package_version"
 

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from abalone_platform.code_version import code_version
 from abalone_platform.defs.shared.resources import ArtifactStore
 from abalone_platform.defs.shared.upstream import (
     chain_metadata,
@@ -18,7 +19,6 @@ from abalone_platform.ml.evaluate import (
     split_predictions,
 )
 from abalone_platform.ml.plots import evaluation_figures, markdown_image
-from abalone_platform.platform.code_version import code_version
 
 
 def report_markdown(report: dict) -> str:

@@ -4,12 +4,13 @@ import json
 
 import dagster as dg
 
-from abalone_platform.defs.registry.resources import MODEL_PACKAGE_GROUP, ModelRegistry
+from abalone_platform.code_version import code_version
+from abalone_platform.defs.registry.resources import ModelRegistry
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import bundle_of, chain_metadata, require_passed_gate
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import inference_spec, read_bundle
-from abalone_platform.platform.code_version import code_version
+from abalone_platform.registry import MODEL_PACKAGE_GROUP
 
 
 @dg.asset(

@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from abalone_platform.faults import fault_point
-from abalone_platform.platform.registry import (
+from abalone_platform.registry import (
     APPROVAL_TAG,
     COMPLETE,
     INCOMPLETE,

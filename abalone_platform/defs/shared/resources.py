@@ -8,16 +8,17 @@ configured once per run under `resources.parameters.config` (UI launchpad, `dags
 from __future__ import annotations
 
 import os
-from enum import Enum
 from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr, field_validator
 
-from abalone_platform.ml.data import InputDataError, count_columns
+from abalone_platform.errors import InputDataError
+from abalone_platform.ml.data import count_columns
 from abalone_platform.ml.predict import BATCH_PARAMETER
 from abalone_platform.ml.train import InstanceTypeError, instance_vcpus
+from abalone_platform.registry import ModelApprovalStatus
 from abalone_platform.settings import abalone_home, artifact_root_setting
 from abalone_platform.storage.artifacts import LocalArtifactStore, S3ArtifactStore
 from abalone_platform.storage.inputs import (
@@ -30,12 +31,6 @@ from abalone_platform.storage.inputs import (
 from abalone_platform.storage.s3 import S3Files, is_s3_uri
 
 DEFAULT_SEED = 42
-
-
-class ModelApprovalStatus(str, Enum):
-    PendingManualApproval = "PendingManualApproval"
-    Approved = "Approved"
-    Rejected = "Rejected"
 
 
 class PipelineParameters(dg.ConfigurableResource):

@@ -5,6 +5,7 @@ import io
 import dagster as dg
 import pandas as pd
 
+from abalone_platform.code_version import code_version
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import (
     Upstream,
@@ -15,7 +16,6 @@ from abalone_platform.defs.shared.upstream import (
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.plots import markdown_image, validation_curve_png
 from abalone_platform.ml.train import InstanceTypeError, resolve_compute, train_model
-from abalone_platform.platform.code_version import code_version
 
 
 def read_split(artifacts: ArtifactStore, split: Upstream) -> pd.DataFrame:

@@ -1,0 +1,664 @@
+"""Model registry operations on MLflow: open, list, describe, approve, reject.
+
+The approval status lives in the version's ModelApprovalStatus tag (where model_package puts it)
+and its history in a JSON tag beside it, so MLflow alone holds the whole record. The `approved`
+alias is derived from the statuses (`sync_approved_alias`): model_package calls it when it
+registers a version, and every command here calls it too.
+
+Writes that must not interleave (registration, a status change and the alias that follows it)
+run under `registry_lock`: a file lock beside an embedded SQLite registry, a lock entry in the
+registry itself on a tracking server. A status change is a compare-and-set: what it read is
+checked again under the lock, so of two conflicting changes exactly one is made.
+
+The embedded SQLite registry is created (or upgraded) all-or-nothing: built under the lock in a
+temporary file beside the target and renamed into place. A database left half-made by an older
+version, or damaged since, is detected and reported with what to do, never silently reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import functools
+import getpass
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from abalone_platform.errors import (
+    ConcurrentChangeError,
+    DamagedRegistryError,
+    RegistryError,
+    TransitionError,
+    UnknownVersionError,
+)
+from abalone_platform.faults import fault_point
+from abalone_platform.settings import tracking_uri
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+# The registry's names, for the pipeline (defs.registry, defs.deployment) and the CLI alike.
+MODEL_PACKAGE_GROUP = "AbaloneModelPackageGroupName"
+APPROVAL_TAG = "ModelApprovalStatus"
+APPROVED_ALIAS = "approved"
+HISTORY_TAG = "approval_history"
+# Set to "incomplete" when a version is created and to "complete" once everything it needs is
+# written; a version whose registering run was killed in between stays visibly incomplete.
+# Versions registered before this tag existed have none and count as complete.
+REGISTRATION_TAG = "registration"
+INCOMPLETE = "incomplete"
+COMPLETE = "complete"
+# Tags model_package writes on a version and the readers here (and lineage) rely on.
+RUN_ID_TAG = "dagster_run_id"
+BUNDLE_URI_TAG = "bundle_uri"
+BUNDLE_SHA256_TAG = "bundle_sha256"
+MSE_TAG = "mse"
+
+
+class ModelApprovalStatus(str, Enum):
+    """SageMaker's ModelApprovalStatus: the parameter's values and a version's status tag.
+
+    A str Enum (not StrEnum): Dagster renders it as a config enum of these names.
+    """
+
+    PendingManualApproval = "PendingManualApproval"
+    Approved = "Approved"
+    Rejected = "Rejected"
+
+
+PENDING = ModelApprovalStatus.PendingManualApproval.value
+APPROVED = ModelApprovalStatus.Approved.value
+REJECTED = ModelApprovalStatus.Rejected.value
+
+# The one place that says which status changes a person may make.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING: frozenset({APPROVED, REJECTED}),
+    APPROVED: frozenset({REJECTED}),
+    REJECTED: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Registry:
+    client: MlflowClient
+    name: str
+    tracking_uri: str
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an embedded ``sqlite:///`` registry; None for any other backend."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+@contextlib.contextmanager
+def _file_lock(database: Path) -> Iterator[None]:
+    """An exclusive lock on ``<database>.lock``; the kernel drops it if the holder dies."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# A registered model whose existence is the lock on a shared (server) registry: creating a
+# registered model is atomic on every MLflow backend (a unique name), so exactly one of two
+# writers gets it. A holder killed before releasing it leaves it behind: a lock this process has
+# watched unchanged (same creation time) for SERVER_LOCK_STALE_S is taken over. The age is
+# measured on this process's own monotonic clock, never by comparing with the server's, and
+# the take-over itself is serialized by a second lock, so two waiters never both break it.
+LOCK_MODEL_SUFFIX = ".registry-lock"
+SERVER_LOCK_TIMEOUT_S = 180.0
+SERVER_LOCK_STALE_S = 120.0
+
+
+def _error_code(exc: BaseException) -> str:
+    return str(getattr(exc, "error_code", ""))
+
+
+def _try_create(client: MlflowClient, name: str, holder: str, what: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(
+            name, tags={"holder": holder}, description=f"Held while {holder} {what}; not a model."
+        )
+        return True
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in _error_code(exc):
+            raise
+        return False
+
+
+def _break_stale(client: MlflowClient, lock_name: str, created: int, holder: str) -> None:
+    """Delete ``lock_name`` if it is still the lock created at ``created`` (under a breaker
+    lock, so that a fresh lock taken meanwhile by another process is never deleted)."""
+    from mlflow.exceptions import MlflowException
+
+    breaker = lock_name + ".breaker"
+    if not _try_create(client, breaker, holder, f"takes over the stale {lock_name}"):
+        return
+    try:
+        with contextlib.suppress(MlflowException):
+            if client.get_registered_model(lock_name).creation_timestamp == created:
+                client.delete_registered_model(lock_name)
+    finally:
+        with contextlib.suppress(MlflowException):
+            client.delete_registered_model(breaker)
+
+
+@contextlib.contextmanager
+def _server_lock(client: MlflowClient, name: str) -> Iterator[None]:
+    from mlflow.exceptions import MlflowException
+
+    lock_name = name + LOCK_MODEL_SUFFIX
+    holder = f"{socket.gethostname()} pid {os.getpid()}"
+    start = time.monotonic()
+    # creation timestamp of a lock (or breaker) -> when this process first saw it
+    first_seen: dict[tuple[str, int], float] = {}
+    while not _try_create(client, lock_name, holder, f"changes {name}"):
+        now = time.monotonic()
+        for watched in (lock_name, lock_name + ".breaker"):
+            try:
+                held = client.get_registered_model(watched)
+            except MlflowException:
+                continue  # released meanwhile
+            seen = first_seen.setdefault((watched, held.creation_timestamp), now)
+            if now - seen > SERVER_LOCK_STALE_S:
+                if watched == lock_name:
+                    _break_stale(client, lock_name, held.creation_timestamp, holder)
+                else:  # a breaker whose holder died while breaking
+                    with contextlib.suppress(MlflowException):
+                        client.delete_registered_model(watched)
+        if now - start > SERVER_LOCK_TIMEOUT_S:
+            raise RegistryError(
+                f"the registry at {client.tracking_uri} stayed locked ({lock_name}) for "
+                f"{SERVER_LOCK_TIMEOUT_S:.0f} s; try again"
+            )
+        time.sleep(0.05)  # polling a lock, not timing a result
+    try:
+        yield
+    finally:
+        with contextlib.suppress(MlflowException):
+            client.delete_registered_model(lock_name)
+
+
+@contextlib.contextmanager
+def registry_lock(registry: Registry) -> Iterator[None]:
+    """Serialize writers of the registry across processes (and machines, on a server)."""
+    database = sqlite_path(registry.tracking_uri)
+    if database is not None:
+        with _file_lock(database):
+            yield
+    else:
+        with _server_lock(registry.client, registry.name):
+            yield
+
+
+@functools.cache
+def _head_revision() -> str:
+    # Read from MLflow's migration scripts once per process (it parses them all).
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return _get_latest_schema_revision()
+
+
+def _inspect_sqlite(database: Path) -> tuple[str | None, str | None]:
+    """(schema revision, what is wrong or None) of an existing registry database."""
+    try:
+        # Read-only: looking must never change (or create) anything.
+        with contextlib.closing(
+            sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+        ) as conn:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                return None, f"SQLite reports it corrupt ({check})"
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+            if leftovers:
+                return None, f"a schema migration was interrupted (table {leftovers[0]} exists)"
+            if "alembic_version" not in tables or "registered_models" not in tables:
+                return None, "it is not a complete MLflow database (schema tables missing)"
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return None, f"SQLite cannot read it ({exc})"
+    if row is None:
+        return None, "it records no schema revision (its creation was interrupted)"
+    return row[0], None
+
+
+def _damaged(database: Path, problem: str) -> DamagedRegistryError:
+    return DamagedRegistryError(
+        f"the MLflow registry database {database} is damaged: {problem}. It was not used. "
+        "A registry whose first creation was interrupted holds no versions: move it aside "
+        f"(mv {database} {database}.damaged) and run again to create a new one; otherwise "
+        "restore it from a backup"
+    )
+
+
+def _build_beside(database: Path, source: Path | None) -> None:
+    """Create (``source`` None) or upgrade a copy of ``source`` in a temporary file beside
+    ``database``, then rename it into place. Called under the registry's lock."""
+    from mlflow.store.db.utils import _upgrade_db, create_sqlalchemy_engine
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    # Leftovers of a creator that was killed: no process holds the lock, so none is in use.
+    for stale in database.parent.glob(f".{database.name}.*.building*"):
+        stale.unlink(missing_ok=True)
+    tmp = database.with_name(f".{database.name}.{os.getpid()}.building")
+    try:
+        if source is not None:
+            with (
+                contextlib.closing(sqlite3.connect(source)) as src,
+                contextlib.closing(sqlite3.connect(tmp)) as dst,
+            ):
+                src.backup(dst)
+        engine = create_sqlalchemy_engine(f"sqlite:///{tmp}")
+        try:
+            if source is None:
+                # mlflow.store.db.utils._initialize_tables, with a fault point between its two
+                # halves (where a killed first run used to leave a half-migrated registry).
+                InitialBase.metadata.create_all(engine)
+            fault_point("registry.migrate")
+            _upgrade_db(engine)
+        finally:
+            engine.dispose()
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        fault_point("registry.publish")
+        os.replace(tmp, database)
+        directory = os.open(database.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except Exception as exc:
+        what = "create" if source is None else "upgrade"
+        raise RegistryError(
+            f"could not {what} the MLflow registry database {database}: {exc}. Nothing was "
+            f"changed{'' if source is None else ' (the existing database is as it was)'}; "
+            "fix the cause (e.g. free disk space) and run again"
+        ) from exc
+    finally:
+        for leftover in database.parent.glob(f"{tmp.name}*"):
+            leftover.unlink(missing_ok=True)
+
+
+def prepare_sqlite_registry(database: Path) -> None:
+    """Make ``database`` a complete MLflow registry at the installed schema, or refuse.
+
+    A missing database is created, an older schema upgraded, both all-or-nothing; a damaged one
+    raises DamagedRegistryError. Cheap when the database is already right (one read-only look).
+    """
+    with _file_lock(database):
+        if not database.exists():
+            _build_beside(database, source=None)
+            return
+        revision, problem = _inspect_sqlite(database)
+        if problem is not None:
+            raise _damaged(database, problem)
+        if revision != _head_revision():
+            _build_beside(database, source=database)
+
+
+def open_registry(uri: str | None = None) -> Registry:
+    """The registry at ``uri`` (default: MLFLOW_TRACKING_URI, else SQLite in ABALONE_HOME),
+    with an embedded SQLite database created or checked first."""
+    import logging
+
+    # Alembic's migration chatter on a new database is noise on a terminal and in a run's log.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
+    uri = uri or tracking_uri()
+    database = sqlite_path(uri)
+    if database is not None:
+        prepare_sqlite_registry(database)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return Registry(client, MODEL_PACKAGE_GROUP, uri)
+
+
+def _iso(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def _versions(registry: Registry) -> list[ModelVersion]:
+    versions = registry.client.search_model_versions(
+        f"name = '{registry.name}'", max_results=10_000
+    )
+    return sorted(versions, key=lambda v: int(v.version))
+
+
+def _status(version: ModelVersion) -> str:
+    return version.tags.get(APPROVAL_TAG, "")
+
+
+def is_complete(version: ModelVersion) -> bool:
+    """Whether the run that registered ``version`` finished registering it."""
+    return version.tags.get(REGISTRATION_TAG, COMPLETE) == COMPLETE
+
+
+def _mse(version: ModelVersion) -> float | None:
+    try:
+        return float(version.tags["mse"])
+    except (KeyError, ValueError):
+        return None
+
+
+def validate_transition(current: str, target: str, version: str) -> None:
+    """Raise TransitionError unless a person may move a version from `current` to `target`."""
+    if target not in ALLOWED_TRANSITIONS:
+        raise TransitionError(
+            f"{target!r} is not an approval status (one of {', '.join(ALLOWED_TRANSITIONS)})"
+        )
+    allowed = ALLOWED_TRANSITIONS.get(current)
+    if allowed is None:
+        raise TransitionError(
+            f"version {version} has approval status {current!r}, which is not one of "
+            f"{', '.join(ALLOWED_TRANSITIONS)}; fix its {APPROVAL_TAG} tag in MLflow first"
+        )
+    if target not in allowed:
+        possible = " or ".join(sorted(allowed)) if allowed else "nothing (it is final)"
+        raise TransitionError(
+            f"version {version} is {current}; it cannot become {target} "
+            f"(from {current} it can become {possible})"
+        )
+
+
+def approval_history(version: ModelVersion) -> list[dict[str, Any]]:
+    """The version's status changes, oldest first, starting with its registration."""
+    raw = version.tags.get(HISTORY_TAG)
+    if raw:
+        return json.loads(raw)
+    # Until a person changes it, the status is the one the pipeline registered it with.
+    run = version.tags.get("dagster_run_id", "unknown")
+    return [
+        {
+            "from": None,
+            "to": _status(version),
+            "by": f"abalone_platform pipeline (Dagster run {run})",
+            "at": _iso(version.creation_timestamp),
+            "reason": f"registered with ModelApprovalStatus={_status(version)}",
+        }
+    ]
+
+
+def _alias_target(registry: Registry) -> str | None:
+    approved = [v for v in _versions(registry) if _status(v) == APPROVED and is_complete(v)]
+    return str(int(approved[-1].version)) if approved else None
+
+
+def _current_alias(registry: Registry) -> str | None:
+    aliases = registry.client.get_registered_model(registry.name).aliases
+    current = aliases.get(APPROVED_ALIAS)
+    return None if current is None else str(current)
+
+
+def approved_version(registry: Registry) -> int | None:
+    """The current Approved model package version: the `approved` alias where it names an
+    Approved, completely registered version, else the newest such version; None when there is
+    none (or no registered model yet)."""
+    try:
+        alias = _current_alias(registry)
+        if alias is not None:
+            mv = registry.client.get_model_version(registry.name, alias)
+            if _status(mv) == APPROVED and is_complete(mv):
+                return int(alias)
+        target = _alias_target(registry)
+    except Exception as exc:
+        if _is_missing(exc):
+            return None
+        raise
+    return None if target is None else int(target)
+
+
+def sync_approved_alias(registry: Registry, *, locked: bool = False) -> str | None:
+    """Point the `approved` alias at the newest completely registered Approved version (remove
+    it when there is none); returns the version it points at.
+
+    Reading is free; a change is made under the registry's lock (``locked``: the caller holds
+    it), from statuses read under it, so two writers never leave the alias behind a status.
+    """
+    try:
+        target = _alias_target(registry)
+        if _current_alias(registry) == target:
+            return target
+    except Exception as exc:  # no registered model yet: nothing to point at
+        if _is_missing(exc):
+            return None
+        raise
+    with contextlib.nullcontext() if locked else registry_lock(registry):
+        target = _alias_target(registry)
+        if _current_alias(registry) == target:
+            return target
+        if target is None:
+            registry.client.delete_registered_model_alias(registry.name, APPROVED_ALIAS)
+        else:
+            registry.client.set_registered_model_alias(registry.name, APPROVED_ALIAS, target)
+    return target
+
+
+def _is_missing(exc: Exception) -> bool:
+    return "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or (
+        "not found" in str(exc).lower()
+    )
+
+
+def _parse_version(version: str | int) -> str:
+    text = str(version).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise UnknownVersionError(f"{version!r} is not a version number (1, 2, ...)")
+    return str(int(text))
+
+
+def get_version(registry: Registry, version: str | int) -> ModelVersion:
+    number = _parse_version(version)
+    try:
+        return registry.client.get_model_version(registry.name, number)
+    except Exception as exc:
+        if not _is_missing(exc):
+            raise
+    known = [v.version for v in _versions(registry)]
+    held = f"versions {', '.join(map(str, known))}" if known else "no versions yet"
+    raise UnknownVersionError(
+        f"{registry.name} has no version {number} (the registry at {registry.tracking_uri} "
+        f"holds {held})"
+    )
+
+
+def require_approved(registry: Registry, version: str | int, *, purpose: str) -> ModelVersion:
+    """Version ``version`` when it is Approved and completely registered; RegistryError else."""
+    mv = get_version(registry, version)
+    status = _status(mv)
+    if status != APPROVED:
+        raise RegistryError(
+            f"refusing to {purpose} with {registry.name} version {mv.version}: its "
+            f"{APPROVAL_TAG} is {status!r}, not {APPROVED!r}"
+        )
+    if not is_complete(mv):
+        raise RegistryError(
+            f"refusing to {purpose} with {registry.name} version {mv.version}: its registration "
+            "did not complete (the registering run was stopped)"
+        )
+    return mv
+
+
+def list_versions(registry: Registry) -> list[dict[str, Any]]:
+    """Every version, oldest first: version, status, registration, mse, created, Dagster run id,
+    aliases."""
+    alias = sync_approved_alias(registry)
+    return [
+        {
+            "version": int(v.version),
+            "approval_status": _status(v),
+            "registration": v.tags.get(REGISTRATION_TAG, COMPLETE),
+            "mse": _mse(v),
+            "created": _iso(v.creation_timestamp),
+            "dagster_run_id": v.tags.get("dagster_run_id"),
+            "aliases": [APPROVED_ALIAS] if str(int(v.version)) == alias else [],
+        }
+        for v in _versions(registry)
+    ]
+
+
+def describe_version(registry: Registry, version: str | int) -> dict[str, Any]:
+    """Everything about one version: metrics, inference spec, artifacts, run parameters, history."""
+    alias = sync_approved_alias(registry)
+    mv = get_version(registry, version)
+    run = registry.client.get_run(mv.run_id) if mv.run_id else None
+    tags = dict(mv.tags)
+    spec_text = tags.get("inference_spec")
+    shown = {APPROVAL_TAG, HISTORY_TAG, REGISTRATION_TAG, "inference_spec", "mse"}
+    return {
+        "name": registry.name,
+        "version": int(mv.version),
+        "approval_status": _status(mv),
+        "registration": mv.tags.get(REGISTRATION_TAG, COMPLETE),
+        "aliases": [APPROVED_ALIAS] if str(int(mv.version)) == alias else [],
+        "created": _iso(mv.creation_timestamp),
+        "last_updated": _iso(mv.last_updated_timestamp),
+        "description": mv.description,
+        "dagster_run_id": tags.get("dagster_run_id"),
+        "mlflow_run_id": mv.run_id,
+        "model_uri": f"models:/{registry.name}/{int(mv.version)}",
+        "tracking_uri": registry.tracking_uri,
+        "metrics": dict(sorted(run.data.metrics.items())) if run else {},
+        "parameters": dict(run.data.params) if run else {},
+        "inference_spec": json.loads(spec_text) if spec_text else None,
+        "artifacts": [
+            {
+                "name": "model package (MLflow copy of the bundle)",
+                "uri": mv.source,
+                "sha256": tags.get("bundle_sha256"),
+            },
+            {
+                "name": "deployable_model bundle",
+                "uri": tags.get("bundle_uri"),
+                "sha256": tags.get("bundle_sha256"),
+            },
+            {
+                "name": "evaluation_report (evaluation.json)",
+                "uri": tags.get("evaluation_uri"),
+                "sha256": tags.get("evaluation_sha256"),
+            },
+        ],
+        "approval_history": approval_history(mv),
+        "tags": {k: v for k, v in sorted(tags.items()) if k not in shown},
+    }
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER, as in some containers
+        return f"uid {os.getuid()}"
+
+
+def set_approval(
+    registry: Registry,
+    version: str | int,
+    target: str,
+    *,
+    reason: str,
+    by: str | None = None,
+    at: str | None = None,
+) -> dict[str, Any]:
+    """Move a version to `target` (Approved or Rejected), recording who, when and why.
+
+    Everything is checked before anything is written, so a refused request changes nothing.
+    The write is a compare-and-set: under the registry's lock the version is read again, and if
+    its status or history changed since this request read it, nothing is written and
+    ConcurrentChangeError says so. Returns the history entry that was added and where the
+    `approved` alias now points.
+    """
+    if not reason or not reason.strip():
+        raise TransitionError("a reason is required (--reason TEXT): say why, for the record")
+    mv = get_version(registry, version)
+    number = str(int(mv.version))
+    current = _status(mv)
+    validate_transition(current, target, number)
+    if not is_complete(mv):
+        raise TransitionError(
+            f"version {number}'s registration did not complete (the registering run was "
+            "stopped); it cannot be approved or rejected"
+        )
+    entry = {
+        "from": current,
+        "to": target,
+        "by": (by or "").strip() or current_user(),
+        "at": at or now_iso(),
+        "reason": reason.strip(),
+    }
+    history = [*approval_history(mv), entry]
+    client = registry.client
+    fault_point("registry.transition")
+    with registry_lock(registry):
+        now = get_version(registry, number)
+        if _status(now) != current or now.tags.get(HISTORY_TAG) != mv.tags.get(HISTORY_TAG):
+            last = approval_history(now)[-1]
+            raise ConcurrentChangeError(
+                f"version {number} changed under this request: it was {current} when read and "
+                f"is now {_status(now)} ({last['by']} at {last['at']}: {last['reason']!r}); "
+                f"nothing was written. Look at it again (abalone-platform registry describe "
+                f"{number}) and repeat the request if it still applies"
+            )
+        # History first: should the status write fail, the record over-reports an attempt
+        # rather than hiding a change.
+        client.set_model_version_tag(registry.name, number, HISTORY_TAG, json.dumps(history))
+        client.set_model_version_tag(registry.name, number, APPROVAL_TAG, target)
+        alias = sync_approved_alias(registry, locked=True)
+    return {"version": int(number), **entry, "approved_alias": alias}
+
+
+def approve(registry: Registry, version: str | int, *, reason: str, by: str | None = None):
+    return set_approval(registry, version, APPROVED, reason=reason, by=by)
+
+
+def reject(registry: Registry, version: str | int, *, reason: str, by: str | None = None):
+    return set_approval(registry, version, REJECTED, reason=reason, by=by)
+
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "APPROVED_ALIAS",
+    "ConcurrentChangeError",
+    "DamagedRegistryError",
+    "REGISTRATION_TAG",
+    "HISTORY_TAG",
+    "MODEL_PACKAGE_GROUP",
+    "Registry",
+    "RegistryError",
+    "TransitionError",
+    "UnknownVersionError",
+    "approve",
+    "approved_version",
+    "describe_version",
+    "list_versions",
+    "open_registry",
+    "prepare_sqlite_registry",
+    "registry_lock",
+    "reject",
+    "require_approved",
+    "set_approval",
+    "sync_approved_alias",
+    "validate_transition",
+]

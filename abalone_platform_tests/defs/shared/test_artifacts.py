@@ -1,0 +1,94 @@
+"""Artifacts: immutable per run, atomic, sha256-checked, never mixed between concurrent runs."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+
+from abalone_platform_tests.support.pipeline import run_pipeline
+from abalone_platform_tests.support.project import ASSETS, Env
+from abalone_platform_tests.support.registry import registered_versions
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_every_asset_records_uri_and_sha256_and_runs_never_overwrite(in_process: Env) -> None:
+    artifacts = in_process.abalone_home / "artifacts"
+    with dg.DagsterInstance.get() as instance:
+        first = run_pipeline(instance)
+        assert first.success
+        before = files_under(artifacts)
+        assert not [name for name in before if Path(name).name.startswith(".")], before
+        for event in first.get_asset_materialization_events():
+            meta = event.materialization.metadata
+            assert meta["uri"].value and len(meta["sha256"].value) == 64, event.asset_key
+
+        second = run_pipeline(instance, {"seed": 7})
+        assert second.success
+    after = files_under(artifacts)
+    assert {k: after[k] for k in before} == before
+    assert {Path(k).parts[1] for k in after} == {first.run_id, second.run_id}
+    second_mse = [
+        e.materialization.metadata["mse"].value
+        for e in second.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("evaluation_report")
+    ]
+    first_report = json.loads(next(v for k, v in before.items() if k.endswith("evaluation.json")))
+    assert first_report["regression_metrics"]["mse"]["value"] != second_mse[0]
+
+
+def test_a_tampered_model_is_refused(in_process: Env) -> None:
+    with dg.DagsterInstance.get() as instance:
+        result = run_pipeline(instance, {"mse_threshold": 0.1})
+        assert not result.success
+        [model] = (in_process.abalone_home / "artifacts" / "trained_model").rglob("model.ubj")
+        model.write_bytes(model.read_bytes()[:-1] + b"\x00")
+        again = run_pipeline(instance, selection=["evaluation_report"])
+        assert not again.success
+        [failure] = [e for e in again.all_events if e.is_step_failure]
+        error = failure.step_failure_data.error
+        assert error.cause.cls_name == "ArtifactIntegrityError"
+        assert "does not match the recorded" in error.cause.message
+
+
+def test_two_runs_at_once_get_their_own_files_and_versions(env: Env) -> None:
+    base = ["job", "execute", "-m", "abalone_platform", "-j", "abalone_pipeline"]
+    from abalone_platform_tests.support.project import BIN, REPO_ROOT
+
+    # Dagster's own SQLite storage is created on first use; two processes creating it at the
+    # same moment race in its migrations. A real instance exists before runs overlap.
+    dg.DagsterInstance.from_config(str(env.dagster_home)).dispose()
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "dagster"), *base],
+            cwd=REPO_ROOT,
+            env=env.vars,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    versions = registered_versions(env.tracking_uri())
+    assert sorted(v["version"] for v in versions) == ["1", "2"]
+    run_ids = {v["dagster_run_id"] for v in versions}
+    assert len(run_ids) == 2
+    instance = dg.DagsterInstance.from_config(str(env.dagster_home))
+    with instance:
+        for run_id in run_ids:
+            uris = [
+                r.asset_materialization.metadata["uri"].value
+                for r in instance.get_records_for_run(
+                    run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+                ).records
+            ]
+            assert len(uris) == len(ASSETS)
+            store = (env.abalone_home / "artifacts").as_uri()
+            in_store = [u for u in uris if u.startswith(store)]
+            assert len(in_store) == len(ASSETS) - 1  # model_package's uri is MLflow's
+            assert all(f"/{run_id}/" in u for u in in_store), uris

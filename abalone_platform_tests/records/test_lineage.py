@@ -1,0 +1,117 @@
+import hashlib
+import re
+import urllib.parse
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from abalone_platform.records.lineage import model_package_lineage
+from abalone_platform.registry import UnknownVersionError, open_registry
+from abalone_platform_tests.support.notebook import applied
+from abalone_platform_tests.support.pipeline import run_pipeline
+from abalone_platform_tests.support.project import SHARED_ABALONE, make_env
+
+UCI_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
+STEPS = [
+    "AbaloneProcess",
+    "AbaloneTrain",
+    "AbaloneEval",
+    "AbaloneCreateModel-CreateModel",
+    "AbaloneTransform",
+    "AbaloneRegisterModel-RegisterModel",
+]
+
+
+def sha256_of(uri: str) -> str:
+    path = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
+    if path.is_dir():  # a bundle's sha256 is its manifest's
+        path = path / "manifest.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def two_inputs(tmp_path_factory):
+    """Two versions trained on different input files (the second drops the last 177 rows)."""
+    root = tmp_path_factory.mktemp("lineage")
+    smaller = root / "abalone-4000.data"
+    smaller.write_text("".join(SHARED_ABALONE.read_text().splitlines(keepends=True)[:4000]))
+    env = make_env(root / "env", SHARED_ABALONE)
+    with applied(env), dg.DagsterInstance.get() as instance:
+        first = run_pipeline(instance)
+        second = run_pipeline(instance, {"input_data": str(smaller)})
+        assert first.success and second.success
+        registry = open_registry()
+        yield {
+            "first": model_package_lineage(instance, registry, 1),
+            "second": model_package_lineage(instance, registry, 2),
+            "smaller_sha256": hashlib.sha256(smaller.read_bytes()).hexdigest(),
+            "run_ids": [first.run_id, second.run_id],
+            "instance": instance,
+            "registry": registry,
+        }
+
+
+def rows_of(lineage, step, direction=None):
+    return [
+        r
+        for r in lineage["rows"]
+        if r["step"] == step and (direction is None or r["direction"] == direction)
+    ]
+
+
+def test_input_file_hashes_differ(two_inputs):
+    first, second = two_inputs["first"], two_inputs["second"]
+    assert first["input_data"]["sha256"] == UCI_SHA256
+    assert second["input_data"]["sha256"] == two_inputs["smaller_sha256"] != UCI_SHA256
+    assert second["input_data"]["uri"].endswith("abalone-4000.data")
+    [row] = [r for r in rows_of(first, "AbaloneProcess", "Input") if r["name"] == "InputData"]
+    assert row["sha256"] == UCI_SHA256
+    # Everything derived from the data differs too.
+    for name in ("train_split", "trained_model", "deployable_model"):
+        hashes = [
+            {r["sha256"] for r in lineage["rows"] if r["name"] == name}
+            for lineage in (first, second)
+        ]
+        assert hashes[0].isdisjoint(hashes[1])
+
+
+def test_every_step_with_sha256_and_code_version(two_inputs):
+    lineage = two_inputs["second"]
+    assert [s["step"] for s in lineage["steps"]] == STEPS
+    assert {s["dagster_run_id"] for s in lineage["steps"]} == {two_inputs["run_ids"][1]}
+    for row in lineage["rows"]:
+        assert row["direction"] in ("Input", "Output")
+        if row["lineage_type"] == "artifact":
+            assert re.fullmatch(r"[0-9a-f]{64}", row["sha256"]), row
+        assert row["code_version"].startswith(("git:", "abalone_platform ")), row
+    # The recorded hashes are those of the files on disk.
+    for row in lineage["rows"]:
+        if row["source"].startswith("file://") and row["name"] != "model_package":
+            assert sha256_of(row["source"]) == row["sha256"], row["name"]
+    register = rows_of(lineage, "AbaloneRegisterModel-RegisterModel")
+    assert {(r["type"], r["association_type"], r["lineage_type"]) for r in register} >= {
+        ("Approval", "ContributedTo", "action"),
+        ("ModelGroup", "AssociatedWith", "context"),
+    }
+    train = rows_of(lineage, "AbaloneTrain")
+    assert {(r["name"], r["direction"]) for r in train} == {
+        ("train_split", "Input"),
+        ("validation_split", "Input"),
+        ("trained_model", "Output"),
+    }
+
+
+def test_batch_predictions_trace_to_version_and_batch_file(two_inputs):
+    lineage = two_inputs["first"]
+    transform = rows_of(lineage, "AbaloneTransform")
+    inputs = {r["name"]: r for r in transform if r["direction"] == "Input"}
+    assert inputs["deployable_model"]["sha256"] == lineage["model_package"]["bundle_sha256"]
+    assert inputs["BatchData"]["sha256"] == UCI_SHA256
+    [output] = [r for r in transform if r["direction"] == "Output"]
+    assert output["name"] == "batch_predictions" and output["sha256"] == sha256_of(output["source"])
+
+
+def test_unknown_version(two_inputs):
+    with pytest.raises(UnknownVersionError, match="has no version 3"):
+        model_package_lineage(two_inputs["instance"], two_inputs["registry"], 3)
