@@ -5,6 +5,7 @@ ABALONE_HOME / MLFLOW_TRACKING_URI / DAGSTER_HOME as the pipeline."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -41,6 +42,14 @@ def _instance():
             "(`make run` uses the repository root)"
         )
     return dg.DagsterInstance.get()
+
+
+@functools.cache
+def _definitions():
+    """The project's Definitions, built with this process's environment (ABALONE_HOME, ...)."""
+    from abalone_platform.definitions import build_defs
+
+    return build_defs()
 
 
 def _registry():
@@ -171,7 +180,7 @@ def cmd_lineage(args: argparse.Namespace) -> None:
     from abalone_platform.records.lineage import model_package_lineage
 
     with _instance() as instance:
-        lineage = model_package_lineage(instance, _registry(), args.version)
+        lineage = model_package_lineage(instance, _definitions(), _registry(), args.version)
     if args.json:
         _print_json(lineage)
         return
@@ -210,11 +219,10 @@ def cmd_lineage(args: argparse.Namespace) -> None:
 def cmd_executions_list(args: argparse.Namespace) -> None:
     from abalone_platform.records.definition import parameter_definitions
     from abalone_platform.records.executions import list_executions
-    from abalone_platform.records.steps import project_definitions
 
     with _instance() as instance:
-        runs = list_executions(instance, limit=args.limit)
-    defaults = {p["name"]: p["default"] for p in parameter_definitions(project_definitions())}
+        runs = list_executions(instance, _definitions(), limit=args.limit)
+    defaults = {p["name"]: p["default"] for p in parameter_definitions(_definitions())}
     if args.json:
         _print_json(runs)
         return
@@ -260,7 +268,7 @@ def cmd_executions_describe(args: argparse.Namespace) -> None:
     from abalone_platform.records.executions import describe_execution
 
     with _instance() as instance:
-        info = describe_execution(instance, args.run_id)
+        info = describe_execution(instance, _definitions(), args.run_id)
     if args.json:
         _print_json(info)
         return
@@ -309,9 +317,8 @@ def cmd_executions_describe(args: argparse.Namespace) -> None:
 
 def cmd_definition(args: argparse.Namespace) -> None:
     from abalone_platform.records.definition import pipeline_definition
-    from abalone_platform.records.steps import project_definitions
 
-    _print_json(pipeline_definition(project_definitions()))
+    _print_json(pipeline_definition(_definitions()))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 
 from abalone_platform.errors import ExecutionError
-from abalone_platform.records.steps import pipeline_steps, project_definitions
+from abalone_platform.records.steps import pipeline_steps
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -191,9 +191,10 @@ def _summary(defs: dg.Definitions, record: dg.RunRecord, events=None) -> dict[st
     return summary
 
 
-def list_executions(instance: dg.DagsterInstance, limit: int | None = None) -> list[dict]:
+def list_executions(
+    instance: dg.DagsterInstance, defs: dg.Definitions, limit: int | None = None
+) -> list[dict]:
     """Every run, newest first (as list_pipeline_executions), with its parameters."""
-    defs = project_definitions()
     mark_dead_runs(instance)
     records = instance.get_run_records(limit=limit)
     result = []
@@ -210,9 +211,10 @@ def list_executions(instance: dg.DagsterInstance, limit: int | None = None) -> l
     return result
 
 
-def describe_execution(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
+def describe_execution(
+    instance: dg.DagsterInstance, defs: dg.Definitions, run_id: str
+) -> dict[str, Any]:
     """One run: status, times, parameters, and each step as list_steps() shows it."""
-    defs = project_definitions()
     mark_dead_runs(instance)
     record = _resolve_run(instance, run_id)
     run = record.dagster_run

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from abalone_platform.errors import LineageError
-from abalone_platform.records.steps import Step, artifact_type, pipeline_steps, project_definitions
+from abalone_platform.records.steps import Step, artifact_type, pipeline_steps
 from abalone_platform.registry import Registry, approval_history, get_version, is_complete
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def _artifact_row(
 
 
 def model_package_lineage(
-    instance: dg.DagsterInstance, registry: Registry, version: str | int
+    instance: dg.DagsterInstance, defs: dg.Definitions, registry: Registry, version: str | int
 ) -> dict[str, Any]:
     """The lineage table of one model package version: a row per input and output of each step
     (process, train, evaluate, create model, transform, register), oldest step first."""
@@ -252,7 +252,6 @@ def model_package_lineage(
         raise LineageError(
             f"version {number} has no dagster_run_id tag; it was not registered by the pipeline"
         )
-    defs = project_definitions()
     steps = pipeline_steps(defs)
     by_key = {key: step for step in steps for key in step.outputs}
     log = _EventLog(instance, list(by_key))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 import dagster as dg
 
@@ -123,11 +122,3 @@ def artifact_type(defs: dg.Definitions, key: dg.AssetKey) -> str:
     """SageMaker lineage's entity type for an asset: Model or DataSet."""
     kinds = defs.resolve_asset_graph().get(key).kinds
     return "Model" if kinds & _MODEL_KINDS else "DataSet"
-
-
-@lru_cache(maxsize=1)
-def project_definitions() -> dg.Definitions:
-    """The project's Definitions, built with the current environment (ABALONE_HOME, ...)."""
-    from abalone_platform.definitions import build_defs
-
-    return build_defs()

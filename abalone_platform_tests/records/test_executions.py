@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from abalone_platform.definitions import build_defs
 from abalone_platform.records.executions import ExecutionError, describe_execution, list_executions
 from abalone_platform_tests.support.notebook import instance_of
 
@@ -10,7 +11,7 @@ DOWNSTREAM = {"deployable_model", "batch_predictions", "model_package"}
 
 def test_list_is_newest_first_with_parameters_and_failure(notebook):
     with instance_of(notebook.env) as instance:
-        runs = list_executions(instance)
+        runs = list_executions(instance, build_defs())
     assert [r["run_id"] for r in runs] == notebook.run_ids[::-1]
     assert [r["status"] for r in runs] == ["FAILURE", "SUCCESS", "SUCCESS"]
     assert runs[0]["failure_reason"] == "Execution failed due to MSE > 3.0"
@@ -27,7 +28,7 @@ def test_list_is_newest_first_with_parameters_and_failure(notebook):
 
 def test_failed_run_shows_gate_and_reason(notebook):
     with instance_of(notebook.env) as instance:
-        info = describe_execution(instance, notebook.run_ids[2])
+        info = describe_execution(instance, build_defs(), notebook.run_ids[2])
     assert info["status"] == "FAILURE"
     assert info["failure_reason"] == "Execution failed due to MSE > 3.0"
     steps = {s["name"]: s for s in info["steps"]}
@@ -50,7 +51,7 @@ def test_failed_run_shows_gate_and_reason(notebook):
 def test_passing_run_has_every_step_succeeded(notebook):
     with instance_of(notebook.env) as instance:
         # A unique prefix is enough, as with git.
-        info = describe_execution(instance, notebook.run_ids[0][:8])
+        info = describe_execution(instance, build_defs(), notebook.run_ids[0][:8])
     assert info["run_id"] == notebook.run_ids[0]
     assert info["failure_reason"] is None
     assert info["gate"]["outcome"] == "True"
@@ -62,4 +63,4 @@ def test_passing_run_has_every_step_succeeded(notebook):
 def test_unknown_run_is_refused(notebook):
     with instance_of(notebook.env) as instance:
         with pytest.raises(ExecutionError, match="no run 'nope'"):
-            describe_execution(instance, "nope")
+            describe_execution(instance, build_defs(), "nope")

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from abalone_platform.definitions import build_defs
 from abalone_platform.records.lineage import model_package_lineage
 from abalone_platform.registry import UnknownVersionError, open_registry
 from abalone_platform_tests.support.notebook import applied
@@ -43,8 +44,8 @@ def two_inputs(tmp_path_factory):
         assert first.success and second.success
         registry = open_registry()
         yield {
-            "first": model_package_lineage(instance, registry, 1),
-            "second": model_package_lineage(instance, registry, 2),
+            "first": model_package_lineage(instance, build_defs(), registry, 1),
+            "second": model_package_lineage(instance, build_defs(), registry, 2),
             "smaller_sha256": hashlib.sha256(smaller.read_bytes()).hexdigest(),
             "run_ids": [first.run_id, second.run_id],
             "instance": instance,
@@ -114,4 +115,4 @@ def test_batch_predictions_trace_to_version_and_batch_file(two_inputs):
 
 def test_unknown_version(two_inputs):
     with pytest.raises(UnknownVersionError, match="has no version 3"):
-        model_package_lineage(two_inputs["instance"], two_inputs["registry"], 3)
+        model_package_lineage(two_inputs["instance"], build_defs(), two_inputs["registry"], 3)

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from abalone_platform.definitions import build_defs
 from abalone_platform.records.lineage import model_package_lineage
 from abalone_platform.registry import open_registry
 from abalone_platform_tests.support.pipeline import run_pipeline
@@ -73,7 +74,7 @@ def test_reprocessing_alone_never_mixes_a_new_preprocessor_into_the_bundle(
         assert registered.success, failure_text(registered)
         # Lineage follows the recorded chain: the new version's bundle step read run 1's
         # preprocessor (Dagster's own input pointers would name the newest one).
-        lineage = model_package_lineage(instance, open_registry(), 2)
+        lineage = model_package_lineage(instance, build_defs(), open_registry(), 2)
         inputs = {
             (row["dagster_step"], row["name"].split(":")[0]): row
             for row in lineage["rows"]
