@@ -1,7 +1,8 @@
 """abalone_platform: SageMaker Pipelines' abalone example as a local-first Dagster project.
 
-`dagster job execute -m abalone_platform` finds the Definitions here as `code_location`
-(not `defs`: that is the subpackage holding the areas). It is resolved lazily so that the
+`dagster job execute -m abalone_platform` finds the code location here as `code_location`, the
+`@dg.definitions` function of abalone_platform/definitions.py (not `defs`: that is the
+subpackage holding the areas). It is resolved lazily so that the
 pure ML modules (`abalone_platform.ml`) stay importable without paying for Dagster and MLflow.
 """
 

@@ -21,12 +21,27 @@ class CliError(RuntimeError):
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
+    from tabulate import tabulate
+
+    # Values as given (already formatted here), not re-parsed as numbers; None as blank.
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, missingval="")
+
+
+def _quiet_library_notices() -> None:
+    """Libraries' notices about their own APIs (deprecations, Dagster's beta/preview markers,
+    pydantic on MLflow's models) are noise for a person at a terminal; any other warning still
+    shows."""
+    from dagster_shared.utils.warnings import BetaWarning, PreviewWarning  # light: no dagster
+
+    for category in (
+        DeprecationWarning,
+        PendingDeprecationWarning,
+        FutureWarning,  # includes Dagster's SupersessionWarning
+        BetaWarning,
+        PreviewWarning,
+    ):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
 
 
 def _print_json(data: Any) -> None:
@@ -316,9 +331,10 @@ def cmd_executions_describe(args: argparse.Namespace) -> None:
 
 
 def cmd_definition(args: argparse.Namespace) -> None:
-    from abalone_platform.records.definition import pipeline_definition
+    from abalone_platform.records.definition import pipeline_definition, sagemaker_definition
 
-    _print_json(pipeline_definition(_definitions()))
+    build = sagemaker_definition if args.format == "sagemaker" else pipeline_definition
+    _print_json(build(_definitions()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_executions_describe)
 
     definition = commands.add_parser("definition", help="the pipeline definition as JSON")
+    definition.add_argument(
+        "--format",
+        choices=("abalone", "sagemaker"),
+        default="abalone",
+        help="abalone (default): this project's own form (Dagster steps, their SageMaker "
+        "counterparts, the gate); sagemaker: SageMaker's pipeline.definition() schema",
+    )
     definition.set_defaults(func=cmd_definition)
     return parser
 
@@ -380,8 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Dagster's and MLflow's deprecation/preview notices are noise for a person at a terminal.
-    warnings.filterwarnings("ignore")
+    _quiet_library_notices()
     from abalone_platform.errors import PlatformError
 
     try:

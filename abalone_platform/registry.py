@@ -1,4 +1,5 @@
-"""Model registry operations on MLflow: open, list, describe, approve, reject.
+"""The model registry on MLflow, in one Dagster-free module: statuses, the client, version
+lookup, "require Approved", the `approved` alias rule, registration and status transitions.
 
 The approval status lives in the version's ModelApprovalStatus tag (where model_package puts it)
 and its history in a JSON tag beside it, so MLflow alone holds the whole record. The `approved`
@@ -63,6 +64,8 @@ RUN_ID_TAG = "dagster_run_id"
 BUNDLE_URI_TAG = "bundle_uri"
 BUNDLE_SHA256_TAG = "bundle_sha256"
 MSE_TAG = "mse"
+# The MLflow experiment whose runs hold the registered versions' files, metrics and parameters.
+EXPERIMENT_NAME = "abalone_platform"
 
 
 class ModelApprovalStatus(str, Enum):
@@ -314,9 +317,10 @@ def prepare_sqlite_registry(database: Path) -> None:
             _build_beside(database, source=database)
 
 
-def open_registry(uri: str | None = None) -> Registry:
-    """The registry at ``uri`` (default: MLFLOW_TRACKING_URI, else SQLite in ABALONE_HOME),
-    with an embedded SQLite database created or checked first."""
+def open_registry(uri: str | None = None, name: str = MODEL_PACKAGE_GROUP) -> Registry:
+    """The model package group ``name`` in the registry at ``uri`` (default:
+    MLFLOW_TRACKING_URI, else SQLite in ABALONE_HOME), with an embedded SQLite database created
+    or checked first. The one place an MlflowClient is built."""
     import logging
 
     # Alembic's migration chatter on a new database is noise on a terminal and in a run's log.
@@ -328,7 +332,7 @@ def open_registry(uri: str | None = None) -> Registry:
     if database is not None:
         prepare_sqlite_registry(database)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    return Registry(client, MODEL_PACKAGE_GROUP, uri)
+    return Registry(client, name, uri)
 
 
 def _iso(millis: int | None) -> str | None:
@@ -359,7 +363,7 @@ def is_complete(version: ModelVersion) -> bool:
 
 def _mse(version: ModelVersion) -> float | None:
     try:
-        return float(version.tags["mse"])
+        return float(version.tags[MSE_TAG])
     except (KeyError, ValueError):
         return None
 
@@ -502,6 +506,133 @@ def require_approved(registry: Registry, version: str | int, *, purpose: str) ->
     return mv
 
 
+@dataclass(frozen=True)
+class RegisteredBundle:
+    """The deployable bundle an Approved version records, and what it records about it."""
+
+    version: int
+    uri: str
+    sha256: str
+    mse: float
+    approval_status: str
+    dagster_run_id: str
+
+
+def approved_bundle(registry: Registry, version: str | int, *, purpose: str) -> RegisteredBundle:
+    """The bundle of ``version``, which must be Approved and completely registered and record
+    its bundle (uri, sha256) and MSE; RegistryError (UnknownVersionError) naming what is wrong.
+
+    Only versions whose evaluation passed the gate are ever registered, so a version (with the
+    bundle sha256 it recorded) is the proof of a passed gate at its registering run's threshold;
+    a caller holds the recorded MSE to its own threshold on top.
+    """
+    mv = require_approved(registry, version, purpose=purpose)
+    tags = mv.tags or {}
+    number = int(mv.version)
+    if not tags.get(BUNDLE_URI_TAG) or not tags.get(BUNDLE_SHA256_TAG):
+        raise RegistryError(
+            f"{registry.name} version {number} records no {BUNDLE_URI_TAG} / "
+            f"{BUNDLE_SHA256_TAG} tags"
+        )
+    mse = _mse(mv)
+    if mse is None:
+        raise RegistryError(
+            f"{registry.name} version {number} records no {MSE_TAG} tag to hold to this run's "
+            "MseThreshold"
+        )
+    return RegisteredBundle(
+        version=number,
+        uri=tags[BUNDLE_URI_TAG],
+        sha256=tags[BUNDLE_SHA256_TAG],
+        mse=mse,
+        approval_status=_status(mv),
+        dagster_run_id=tags.get(RUN_ID_TAG, ""),
+    )
+
+
+def _experiment_id(client: MlflowClient, artifact_root: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root)
+    except MlflowException:
+        # Another run created it between our lookup and our create.
+        return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+
+
+def register_version(
+    registry: Registry,
+    *,
+    artifact_root: str,
+    bundle_dir: Path,
+    approval_status: str,
+    metrics: dict[str, float],
+    params: dict[str, object],
+    tags: dict[str, str],
+) -> tuple[str, str]:
+    """Log the bundle under a new MLflow run (in experiment EXPERIMENT_NAME, whose artifacts go
+    to ``artifact_root`` when this creates it) and register it as a new version.
+
+    Returns (version, source URI). The version's tags carry the approval status and ``tags``.
+    It is created tagged registration=incomplete and marked complete only once its run is
+    finished, so a run stopped in between leaves a version that says so (and that nothing
+    approves, aliases or serves) instead of one that looks whole.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = registry.client
+    with registry_lock(registry):
+        run = client.create_run(_experiment_id(client, artifact_root), tags=tags)
+        run_id = run.info.run_id
+        version = None
+        try:
+            for key, value in params.items():
+                client.log_param(run_id, key, value)
+            for key, value in metrics.items():
+                client.log_metric(run_id, key, value)
+            fault_point("registry.log_artifacts")
+            client.log_artifacts(run_id, str(bundle_dir), "model")
+            try:
+                client.create_registered_model(
+                    registry.name,
+                    description="Abalone rings regressor (SageMaker model package group).",
+                )
+            except MlflowException as exc:
+                if "RESOURCE_ALREADY_EXISTS" not in _error_code(exc):
+                    raise
+            source = f"{run.info.artifact_uri}/model"
+            version = client.create_model_version(
+                registry.name,
+                source=source,
+                run_id=run_id,
+                tags={APPROVAL_TAG: approval_status, REGISTRATION_TAG: INCOMPLETE, **tags},
+                description=f"Registered by abalone_platform with status {approval_status}.",
+            )
+            fault_point("registry.version_created")
+            client.set_terminated(run_id)
+            client.set_model_version_tag(
+                registry.name, str(version.version), REGISTRATION_TAG, COMPLETE
+            )
+        except BaseException:
+            # Stopped (SIGTERM, SIGINT) or failed part-way: take back what was registered, so
+            # nothing half-registered stays. Best effort: the failure being raised is what
+            # matters (on a full disk these writes may fail too); a version that cannot be
+            # removed stays tagged registration=incomplete.
+            if version is not None:
+                with contextlib.suppress(Exception):
+                    client.delete_model_version(registry.name, str(version.version))
+            with contextlib.suppress(Exception):
+                client.set_terminated(run_id, status="FAILED")
+            raise
+        # A version registered as Approved is the newest Approved one: the `approved` alias
+        # that batch inference follows moves to it now, not at the next CLI call.
+        sync_approved_alias(registry, locked=True)
+        return str(version.version), source
+
+
 def list_versions(registry: Registry) -> list[dict[str, Any]]:
     """Every version, oldest first: version, status, registration, mse, created, Dagster run id,
     aliases."""
@@ -513,7 +644,7 @@ def list_versions(registry: Registry) -> list[dict[str, Any]]:
             "registration": v.tags.get(REGISTRATION_TAG, COMPLETE),
             "mse": _mse(v),
             "created": _iso(v.creation_timestamp),
-            "dagster_run_id": v.tags.get("dagster_run_id"),
+            "dagster_run_id": v.tags.get(RUN_ID_TAG),
             "aliases": [APPROVED_ALIAS] if str(int(v.version)) == alias else [],
         }
         for v in _versions(registry)
@@ -527,7 +658,7 @@ def describe_version(registry: Registry, version: str | int) -> dict[str, Any]:
     run = registry.client.get_run(mv.run_id) if mv.run_id else None
     tags = dict(mv.tags)
     spec_text = tags.get("inference_spec")
-    shown = {APPROVAL_TAG, HISTORY_TAG, REGISTRATION_TAG, "inference_spec", "mse"}
+    shown = {APPROVAL_TAG, HISTORY_TAG, REGISTRATION_TAG, "inference_spec", MSE_TAG}
     return {
         "name": registry.name,
         "version": int(mv.version),
@@ -537,7 +668,7 @@ def describe_version(registry: Registry, version: str | int) -> dict[str, Any]:
         "created": _iso(mv.creation_timestamp),
         "last_updated": _iso(mv.last_updated_timestamp),
         "description": mv.description,
-        "dagster_run_id": tags.get("dagster_run_id"),
+        "dagster_run_id": tags.get(RUN_ID_TAG),
         "mlflow_run_id": mv.run_id,
         "model_uri": f"models:/{registry.name}/{int(mv.version)}",
         "tracking_uri": registry.tracking_uri,
@@ -548,12 +679,12 @@ def describe_version(registry: Registry, version: str | int) -> dict[str, Any]:
             {
                 "name": "model package (MLflow copy of the bundle)",
                 "uri": mv.source,
-                "sha256": tags.get("bundle_sha256"),
+                "sha256": tags.get(BUNDLE_SHA256_TAG),
             },
             {
                 "name": "deployable_model bundle",
-                "uri": tags.get("bundle_uri"),
-                "sha256": tags.get("bundle_sha256"),
+                "uri": tags.get(BUNDLE_URI_TAG),
+                "sha256": tags.get(BUNDLE_SHA256_TAG),
             },
             {
                 "name": "evaluation_report (evaluation.json)",
@@ -629,16 +760,14 @@ def set_approval(
     return {"version": int(number), **entry, "approved_alias": alias}
 
 
-def approve(registry: Registry, version: str | int, *, reason: str, by: str | None = None):
-    return set_approval(registry, version, APPROVED, reason=reason, by=by)
-
-
-def reject(registry: Registry, version: str | int, *, reason: str, by: str | None = None):
-    return set_approval(registry, version, REJECTED, reason=reason, by=by)
-
-
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "ModelApprovalStatus",
+    "RegisteredBundle",
+    "approved_bundle",
+    "register_version",
+    "get_version",
+    "is_complete",
     "APPROVED_ALIAS",
     "ConcurrentChangeError",
     "DamagedRegistryError",
@@ -649,14 +778,12 @@ __all__ = [
     "RegistryError",
     "TransitionError",
     "UnknownVersionError",
-    "approve",
     "approved_version",
     "describe_version",
     "list_versions",
     "open_registry",
     "prepare_sqlite_registry",
     "registry_lock",
-    "reject",
     "require_approved",
     "set_approval",
     "sync_approved_alias",

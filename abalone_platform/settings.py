@@ -34,3 +34,16 @@ def artifact_root_setting() -> str:
 def tracking_uri() -> str:
     """The MLflow registry: MLFLOW_TRACKING_URI, else SQLite in ABALONE_HOME."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{abalone_home() / 'mlflow.db'}"
+
+
+def mlflow_artifact_root() -> str:
+    """Where MLflow stores the registered versions' files: ``<ABALONE_ARTIFACT_ROOT>/mlartifacts``
+    when that is set (an s3:// root reaches S3 through boto3's standard settings,
+    AWS_ENDPOINT_URL included), else ABALONE_HOME/mlartifacts. The registry's database stays
+    where the tracking URI says either way."""
+    root = artifact_root_setting()
+    if root.startswith("s3://"):
+        return f"{root.rstrip('/')}/mlartifacts"
+    if root:
+        return (Path(root).expanduser().resolve() / "mlartifacts").as_uri()
+    return (abalone_home() / "mlartifacts").as_uri()

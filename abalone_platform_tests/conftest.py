@@ -20,6 +20,30 @@ from abalone_platform_tests.support.project import (
 
 pytest_plugins = ["abalone_platform_tests.support.s3_server"]
 
+# Fixtures that make a test slow wherever it is: each starts servers or runs the pipeline several
+# times. A test using one is marked `slow` (`make test-fast` leaves those out; CI runs all).
+SLOW_FIXTURES = {
+    "notebook": "the notebook's three executions",
+    "s3_server": "a real S3 API server (moto)",
+    "dagster_dev": "a real `dagster dev`",
+    "browser": "chromium driven by selenium",
+    "mlflow_server": "a real `mlflow server`",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "slow: starts servers (dagster dev, a browser, S3, mlflow server), builds the "
+        "three-execution fixture or runs the pipeline in subprocesses; `make test-fast` skips it",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def abalone_file() -> Path:

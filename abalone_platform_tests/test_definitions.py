@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from abalone_platform.definitions import build_defs
+from abalone_platform.sagemaker import SAGEMAKER_STEPS, STEP_TAG, parameter_extra
 from abalone_platform_tests.support.project import PIPELINE_STEPS
 
 ASSET_DEPS = {
@@ -43,8 +44,22 @@ def test_the_gate_is_one_blocking_check_on_the_evaluation_report(defs: dg.Defini
 
 def test_every_asset_says_which_sagemaker_step_it_stands_for(defs: dg.Definitions) -> None:
     graph = defs.resolve_asset_graph()
+    steps = {}
     for key in graph.get_all_asset_keys():
-        assert "SageMaker step" in (graph.get(key).description or ""), key
+        step = graph.get(key).tags.get(STEP_TAG)
+        assert step in SAGEMAKER_STEPS, key
+        steps[key.to_user_string()] = step
+    assert steps == {
+        "train_split": "AbaloneProcess",
+        "validation_split": "AbaloneProcess",
+        "test_split": "AbaloneProcess",
+        "preprocessor": "AbaloneProcess",
+        "trained_model": "AbaloneTrain",
+        "evaluation_report": "AbaloneEval",
+        "deployable_model": "AbaloneCreateModel",
+        "batch_predictions": "AbaloneTransform",
+        "model_package": "AbaloneRegisterModel",
+    }
 
 
 def test_the_pipeline_job_selects_everything_in_process(defs: dg.Definitions) -> None:
@@ -71,10 +86,21 @@ def test_parameters_are_one_resource_with_sagemaker_descriptions(defs: dg.Defini
     for name, (sagemaker_name, default) in expected.items():
         assert sagemaker_name.lower() in params[name].description.lower(), name
         assert params[name].default_value == default, name
+    # The SageMaker names are data (json_schema_extra), which config schema building ignores.
+    fields = type(defs.resources["parameters"]).model_fields
+    extras = {n: parameter_extra(f.json_schema_extra) for n, f in fields.items()}
+    assert {n: e[0] for n, e in extras.items() if e} == {
+        n: s for n, (s, _) in expected.items() if n != "seed"
+    }
+    assert extras["seed"] is None and extras["model_package_version"] is None
 
 
 def test_code_location_is_found_by_module_name() -> None:
     import abalone_platform
 
+    # `dagster job execute -m abalone_platform` finds the @dg.definitions function by name and
+    # calls it; calling it gives the project's Definitions.
     assert "code_location" in dir(abalone_platform)
-    assert isinstance(abalone_platform.code_location, dg.Definitions)
+    loaded = abalone_platform.code_location()
+    assert isinstance(loaded, dg.Definitions)
+    assert loaded.resolve_job_def("abalone_pipeline").executor_def is dg.in_process_executor

@@ -20,7 +20,8 @@ from abalone_platform.ml.data import FEATURE_COLUMNS, LABEL_COLUMN
 from abalone_platform.ml.preprocess import Preprocessor
 from abalone_platform.storage.integrity import (
     MANIFEST_FILE,
-    ArtifactIntegrityError,
+    require_file,
+    require_sha256,
     sha256_bytes,
 )
 
@@ -50,12 +51,12 @@ class ModelBundle:
 
 def load_booster(data: bytes, expected_sha256: str, where: str) -> xgb.Booster:
     """Load a booster only after its bytes match the sha256 that was recorded for it."""
-    actual = sha256_bytes(data)
-    if actual != expected_sha256:
-        raise ArtifactIntegrityError(
-            f"{where}: sha256 {actual} does not match the recorded {expected_sha256}; "
-            "refusing to load a model that changed after it was written"
-        )
+    require_sha256(
+        sha256_bytes(data),
+        expected_sha256,
+        where,
+        detail="refusing to load a model that changed after it was written",
+    )
     booster = xgb.Booster()
     booster.load_model(bytearray(data))
     return booster
@@ -84,17 +85,15 @@ def write_bundle(directory: Path, booster_bytes: bytes, preprocessor: Preprocess
 
 def read_bundle(directory: Path, expected_sha256: str) -> ModelBundle:
     """Load a bundle, checking the manifest's sha256 and every file's against the manifest."""
-    manifest_bytes = (directory / MANIFEST_FILE).read_bytes()
-    if sha256_bytes(manifest_bytes) != expected_sha256:
-        raise ArtifactIntegrityError(
-            f"{directory}: manifest sha256 does not match the recorded {expected_sha256}"
-        )
+    manifest_bytes = require_file(directory / MANIFEST_FILE, str(directory)).read_bytes()
+    require_sha256(
+        sha256_bytes(manifest_bytes), expected_sha256, str(directory), what="manifest sha256"
+    )
     expected = json.loads(manifest_bytes)["files"]
     contents = {}
     for name, digest in expected.items():
-        data = (directory / name).read_bytes()
-        if sha256_bytes(data) != digest:
-            raise ArtifactIntegrityError(f"{directory / name}: sha256 does not match the manifest")
+        data = require_file(directory / name).read_bytes()
+        require_sha256(sha256_bytes(data), digest, str(directory / name), against="manifest's")
         contents[name] = data
     return ModelBundle(
         booster=load_booster(contents[MODEL_FILE], expected[MODEL_FILE], str(directory)),

@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -56,25 +56,79 @@ PADDING = " \t"
 
 
 @dataclass(frozen=True)
-class RawColumns:
-    """Parsed columns of an abalone file: sex as strings, numerics as float64 (NaN = missing)."""
+class AbaloneColumns:
+    """Validated columns of an abalone file, or of a block or byte range of one.
 
-    sex: np.ndarray
-    numerics: np.ndarray  # shape (n, 7)
-    rings: np.ndarray | None  # shape (n,), None for batch files without a label
+    Arrays only, no per-row Python objects: sex as int8 codes, the seven measurements as one
+    (n, 7) float64 array, rings as float64. Blocks streamed by ``iter_parsed_batches`` hold
+    their numerics column-major, each column contiguous as the preprocessor reads it; whole
+    files (``concat``, ``read_abalone_csv``) row-major. Either layout holds the same values.
+    """
+
+    sex_codes: np.ndarray  # (n,) int8: the index in SEX_CODES, MISSING_SEX for an empty field
+    numerics: np.ndarray  # (n, 7) float64 in NUMERIC_COLUMNS order, NaN = missing
+    rings: np.ndarray | None  # (n,) float64; None for a batch file without the column
     # The file the rows came from, so that an error about the rows as a whole (too few to
     # split) can name it; empty for rows built in memory.
     source: str = ""
 
-    def __len__(self) -> int:
-        return len(self.sex)
+    def __post_init__(self) -> None:
+        n = len(self.sex_codes)
+        if self.sex_codes.dtype != np.int8 or self.sex_codes.ndim != 1:
+            raise ValueError(f"sex_codes must be a 1-d int8 array, not {self.sex_codes.dtype}")
+        if self.numerics.dtype != np.float64 or self.numerics.shape != (n, len(NUMERIC_COLUMNS)):
+            raise ValueError(
+                f"numerics must be a ({n}, {len(NUMERIC_COLUMNS)}) float64 array, not "
+                f"{self.numerics.shape} {self.numerics.dtype}"
+            )
+        if self.rings is not None and self.rings.shape != (n,):
+            raise ValueError(f"rings must have shape ({n},), not {self.rings.shape}")
 
-    def take(self, index: np.ndarray) -> RawColumns:
-        return RawColumns(
-            sex=self.sex[index],
+    def __len__(self) -> int:
+        return len(self.sex_codes)
+
+    @property
+    def sex(self) -> np.ndarray:
+        """Sex as strings ("F", "I", "M", "" for missing): a new array, for display and tests."""
+        return SEX_BY_CODE[self.sex_codes]
+
+    def take(self, index: np.ndarray) -> AbaloneColumns:
+        """The rows at ``index`` (an integer or boolean array), copied; same source."""
+        return AbaloneColumns(
+            sex_codes=self.sex_codes[index],
             numerics=self.numerics[index],
             rings=None if self.rings is None else self.rings[index],
             source=self.source,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[AbaloneColumns], source: str | None = None) -> AbaloneColumns:
+        """``parts`` joined in order, numerics row-major; one part already so is not copied.
+
+        Rings are kept when every part with rows has them (a part without rows, e.g. a byte
+        range of only empty lines, says nothing). ``source`` defaults to the parts' own when
+        they all agree, else "".
+        """
+        parts = list(parts)
+        if source is None:
+            sources = {p.source for p in parts}
+            source = sources.pop() if len(sources) == 1 else ""
+        full = [p for p in parts if len(p)]
+        with_label = bool(full) and all(p.rings is not None for p in full)
+        if len(full) == 1 and full[0].numerics.flags.c_contiguous:
+            only = full[0]
+            return cls(only.sex_codes, only.numerics, only.rings if with_label else None, source)
+        total = sum(len(p) for p in full)
+        # One pass per part into the row-major whole, whatever the part's layout (numpy copies a
+        # column-major block across faster than column by column into strided rows).
+        numerics = np.empty((total, len(NUMERIC_COLUMNS)), dtype=np.float64)
+        if full:
+            np.concatenate([p.numerics for p in full], out=numerics)
+        return cls(
+            sex_codes=np.concatenate([p.sex_codes for p in full] or [np.empty(0, np.int8)]),
+            numerics=numerics,
+            rings=np.concatenate([p.rings for p in full]) if with_label else None,
+            source=source,
         )
 
 
@@ -201,18 +255,6 @@ def _valid_rings(column: pa.Array, rings: np.ndarray) -> bool:
     return bool(np.array_equal(np.trunc(rings), rings))
 
 
-@dataclass(frozen=True)
-class ParsedBatch:
-    """One validated block of a file, with columns kept as arrays (no per-row Python objects)."""
-
-    numerics: tuple[np.ndarray, ...]  # 7 float64 columns, NaN = missing
-    sex_codes: np.ndarray  # int8, see MISSING_SEX
-    rings: np.ndarray | None
-
-    def __len__(self) -> int:
-        return len(self.sex_codes)
-
-
 def _float_column(batch: pa.RecordBatch, name: str) -> np.ndarray:
     # Zero-copy when the column has no nulls; nulls become NaN otherwise.
     return batch.column(name).to_numpy(zero_copy_only=False)
@@ -225,8 +267,8 @@ def iter_parsed_batches(
     require_label: bool,
     block_size: int = DEFAULT_BLOCK_SIZE,
     source: object | None = None,
-) -> Iterator[ParsedBatch]:
-    """Stream a headerless abalone CSV as validated blocks.
+) -> Iterator[AbaloneColumns]:
+    """Stream a headerless abalone CSV as validated blocks (numerics column-major).
 
     With ``require_label`` the file must have 9 columns (rings last); otherwise 8 or 9, and a
     rings column is read but may be ignored by the caller. ``source`` is an optional stream over
@@ -251,7 +293,11 @@ def iter_parsed_batches(
             codes, known = sex_codes(batch.column(SEX_COLUMN))
             if not known:
                 codes, known = _padded_sex_codes(batch.column(SEX_COLUMN))
-            numerics = tuple(_float_column(batch, name) for name in NUMERIC_COLUMNS)
+            # One copy per column into the block's (n, 7) array, column-major so that each
+            # column stays contiguous (Arrow's columns are separate buffers either way).
+            numerics = np.empty((batch.num_rows, len(NUMERIC_COLUMNS)), np.float64, order="F")
+            for j, name in enumerate(NUMERIC_COLUMNS):
+                numerics[:, j] = _float_column(batch, name)
             rings = _float_column(batch, LABEL_COLUMN) if with_label else None
             # Checks on the parsed arrays, a few vectorised passes per block: Arrow accepts
             # "inf" and negative numbers, which are no measurement. A batch file's rings
@@ -259,15 +305,15 @@ def iter_parsed_batches(
             valid = (
                 known
                 and all(
-                    _valid_measurements(batch.column(name), values)
-                    for name, values in zip(NUMERIC_COLUMNS, numerics, strict=True)
+                    _valid_measurements(batch.column(name), numerics[:, j])
+                    for j, name in enumerate(NUMERIC_COLUMNS)
                 )
                 and (not require_label or _valid_rings(batch.column(LABEL_COLUMN), rings))
             )
             if not valid:
                 # Locating the line needs the raw text; only pay for it when something is wrong.
                 raise locate_error(path, parameter, require_label)
-            yield ParsedBatch(numerics=numerics, sex_codes=codes, rings=rings)
+            yield AbaloneColumns(codes, numerics, rings, source=str(path))
     except pa.ArrowInvalid as exc:
         raise locate_error(path, parameter, require_label, detail=str(exc)) from exc
 
@@ -285,18 +331,9 @@ def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    """A whole file's (or byte range's) validated columns, before sex codes become strings."""
-
-    numerics: np.ndarray  # (n, 7) float64
-    sex_codes: np.ndarray  # int8
-    rings: np.ndarray | None
-
-
 def _parse(
     path: Path, parameter: str, require_label: bool, byte_range: tuple[int, int] | None = None
-) -> _Parsed:
+) -> AbaloneColumns:
     if byte_range is None:
         batches = list(iter_parsed_batches(path, parameter, require_label=require_label))
     else:
@@ -306,17 +343,7 @@ def _parse(
             batches = list(
                 iter_parsed_batches(path, parameter, require_label=require_label, source=source)
             )
-    total = sum(len(b) for b in batches)
-    # Filled column by column: one full-size array per column, never a per-block copy too.
-    numerics = np.empty((total, len(NUMERIC_COLUMNS)), dtype=np.float64)
-    for j in range(len(NUMERIC_COLUMNS)):
-        np.concatenate([b.numerics[j] for b in batches] or [np.empty(0)], out=numerics[:, j])
-    with_label = bool(batches) and batches[0].rings is not None
-    return _Parsed(
-        numerics=numerics,
-        sex_codes=np.concatenate([b.sex_codes for b in batches] or [np.empty(0, np.int8)]),
-        rings=np.concatenate([b.rings for b in batches]) if with_label else None,
-    )
+    return AbaloneColumns.concat(batches, source=str(path))
 
 
 # A worker is a fresh interpreter running only this module (numpy + pyarrow), not
@@ -341,7 +368,7 @@ def _parse_worker_main() -> None:
 
 def _parse_in_processes(
     path: Path, parameter: str, require_label: bool, ranges: list[tuple[int, int]]
-) -> list[_Parsed]:
+) -> list[AbaloneColumns]:
     """The first range in this process, the others each in a worker interpreter."""
     with tempfile.TemporaryDirectory(prefix="abalone-parse-") as tmp:
         outs = [str(Path(tmp) / f"part{i}") for i in range(len(ranges))]
@@ -373,10 +400,11 @@ def _parse_in_processes(
                 raise RuntimeError(f"parsing worker for {path} exited with status {code}")
             rings = Path(out + ".rings.npy")
             parts.append(
-                _Parsed(
-                    numerics=np.load(out + ".numerics.npy", allow_pickle=False),
+                AbaloneColumns(
                     sex_codes=np.load(out + ".sex.npy", allow_pickle=False),
+                    numerics=np.load(out + ".numerics.npy", allow_pickle=False),
                     rings=np.load(rings, allow_pickle=False) if rings.exists() else None,
+                    source=str(path),
                 )
             )
     return parts
@@ -389,7 +417,7 @@ def read_abalone_csv(
     require_label: bool,
     workers: int = 1,
     min_bytes_per_worker: int = MIN_BYTES_PER_WORKER,
-) -> RawColumns:
+) -> AbaloneColumns:
     """Read a whole abalone CSV (validated); see ``iter_parsed_batches``.
 
     With ``workers`` > 1 (ProcessingInstanceCount) and at least ``min_bytes_per_worker`` bytes
@@ -406,23 +434,9 @@ def read_abalone_csv(
         parts = _parse_in_processes(
             path, parameter, require_label, line_aligned_ranges(path, workers)
         )
-    if sum(len(p.sex_codes) for p in parts) == 0:
+    if sum(len(p) for p in parts) == 0:
         raise InputDataError(parameter, str(path), "file has no data rows")
-    if len(parts) == 1:
-        whole = parts[0]
-    else:
-        with_label = all(p.rings is not None for p in parts)
-        whole = _Parsed(
-            numerics=np.concatenate([p.numerics for p in parts]),
-            sex_codes=np.concatenate([p.sex_codes for p in parts]),
-            rings=np.concatenate([p.rings for p in parts]) if with_label else None,
-        )
-    return RawColumns(
-        sex=SEX_BY_CODE[whole.sex_codes],
-        numerics=whole.numerics,
-        rings=whole.rings,
-        source=str(path),
-    )
+    return AbaloneColumns.concat(parts, source=str(path))
 
 
 # The numbers Arrow's float parser accepts (checked against it): decimal and exponent forms,

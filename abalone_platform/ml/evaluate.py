@@ -22,16 +22,12 @@ def split_predictions(booster: xgb.Booster, split: pd.DataFrame) -> tuple[np.nda
     return actual, predicted.astype(np.float64)
 
 
-def evaluate(booster: xgb.Booster, test: pd.DataFrame) -> dict:
-    """``{"regression_metrics": {"mse": {"value", "standard_deviation"}, "rmse", "mae", "r2"}}``.
+def report_from_predictions(y: np.ndarray, predictions: np.ndarray) -> dict:
+    """The evaluation report for actual rings ``y`` and their ``predictions``:
+    ``{"regression_metrics": {"mse": {"value", "standard_deviation"}, "rmse", "mae", "r2"}}``.
 
     standard_deviation is the population std of the residuals, as the reference computes it.
     """
-    return report_from_predictions(*split_predictions(booster, test))
-
-
-def report_from_predictions(y: np.ndarray, predictions: np.ndarray) -> dict:
-    """The evaluation report for actual rings ``y`` and their ``predictions``."""
     residuals = y - predictions
     mse = float(np.mean(residuals**2))
     total = float(np.sum((y - y.mean()) ** 2))

@@ -24,8 +24,7 @@ from abalone_platform.errors import InputDataError
 from abalone_platform.ml.bundle import ModelBundle, predict_features, read_bundle
 from abalone_platform.ml.data import (
     MIN_BYTES_PER_WORKER,
-    ParsedBatch,
-    RawColumns,
+    AbaloneColumns,
     iter_parsed_batches,
     line_aligned_ranges,
 )
@@ -42,7 +41,7 @@ PREDICT_ROWS = 1 << 17
 PIECE_BYTES = 16 << 20
 
 
-def predict_rows(bundle: ModelBundle, rows: RawColumns) -> np.ndarray:
+def predict_rows(bundle: ModelBundle, rows: AbaloneColumns) -> np.ndarray:
     return predict_features(bundle.booster, bundle.preprocessor.transform(rows))
 
 
@@ -53,9 +52,10 @@ def _write_predictions(predictions: np.ndarray, sink: pa.NativeFile) -> None:
 _WRITE_OPTIONS = pacsv.WriteOptions(include_header=False)
 
 
-def _groups(batches: Iterator[ParsedBatch], rows: int) -> Iterator[list[ParsedBatch]]:
-    """Parsed blocks gathered until they hold at least ``rows`` rows."""
-    group: list[ParsedBatch] = []
+def _groups(batches: Iterator[AbaloneColumns], rows: int) -> Iterator[list[AbaloneColumns]]:
+    """Parsed blocks gathered until they hold at least ``rows`` rows (not joined: each is
+    transformed straight into its slice of the group's feature matrix)."""
+    group: list[AbaloneColumns] = []
     size = 0
     for batch in batches:
         group.append(batch)
@@ -115,7 +115,7 @@ class _Stage:
 
 
 def transform_stream(
-    bundle: ModelBundle, batches: Iterator[ParsedBatch], write: Callable[[np.ndarray], None]
+    bundle: ModelBundle, batches: Iterator[AbaloneColumns], write: Callable[[np.ndarray], None]
 ) -> int:
     """Predict every parsed block of ``batches``, handing predictions to ``write`` in order.
 
@@ -149,9 +149,7 @@ def transform_stream(
             features = np.empty((size, width), np.float32)
             at = 0
             for batch in group:
-                bundle.preprocessor.transform_arrays(
-                    batch.numerics, batch.sex_codes, out=features[at : at + len(batch)]
-                )
+                bundle.preprocessor.transform(batch, out=features[at : at + len(batch)])
                 at += len(batch)
             results.put(predict_features(bundle.booster, features))
             rows += size

@@ -8,20 +8,13 @@ it. Here it is fit on the training rows only, with the same sklearn steps, and k
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from abalone_platform.errors import InputDataError
-from abalone_platform.ml.data import (
-    LABEL_COLUMN,
-    MISSING_SEX,
-    NUMERIC_COLUMNS,
-    SEX_CODES,
-    RawColumns,
-)
+from abalone_platform.ml.data import LABEL_COLUMN, NUMERIC_COLUMNS, SEX_CODES, AbaloneColumns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,33 +38,25 @@ class Preprocessor:
     output_columns: list[str]
     fitted_rows: int
 
-    def transform(self, columns: RawColumns) -> np.ndarray:
-        """Feature matrix (n, 10) as float32, in MODEL_FEATURES order."""
-        codes = np.full(len(columns), MISSING_SEX, dtype=np.int8)
-        for j, code in enumerate(SEX_CODES):
-            codes[columns.sex == code] = j
-        return self.transform_arrays(list(columns.numerics.T), codes)
-
-    def transform_arrays(
-        self,
-        numerics: Sequence[np.ndarray],
-        sex_codes: np.ndarray,
-        out: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """``transform`` on the numeric columns (float64, NaN = missing) and the sex codes
-        (see ``data.MISSING_SEX``), as the batch transform streams them: no per-row objects.
-        ``out``, when given, is the (n, 10) float32 array to fill (a slice of a larger one)."""
+    def transform(self, columns: AbaloneColumns, out: np.ndarray | None = None) -> np.ndarray:
+        """Feature matrix (n, 10) as float32, in MODEL_FEATURES order, straight from the
+        columns' arrays (sex from its codes): no per-row objects. ``out``, when given, is the
+        (n, 10) float32 array to fill (a slice of a larger one, as the batch transform does).
+        Column-major numerics (streamed blocks) are read fastest, but any layout gives the same
+        figures."""
+        sex_codes = columns.sex_codes
         n = len(sex_codes)
         if out is None:
             out = np.empty((n, len(self.output_columns)), dtype=np.float32)
         scratch = np.empty(n, dtype=np.float64)
-        for j, column in enumerate(numerics):
+        for j in range(len(self.numeric_columns)):
             # (value - mean) / scale in float64, then one rounding to float32: the same figures
             # as the whole-matrix expression, one column at a time to stay in cache.
-            np.subtract(column, self.means[j], out=scratch)
-            missing = np.isnan(column)
-            if missing.any():
-                scratch[missing] = self.medians[j] - self.means[j]
+            np.subtract(columns.numerics[:, j], self.means[j], out=scratch)
+            # Values are finite (validated), so a NaN in scratch is a missing value; min finds
+            # one in a pass that allocates nothing, and most blocks have none.
+            if n and np.isnan(scratch.min()):
+                scratch[np.isnan(scratch)] = self.medians[j] - self.means[j]
             np.divide(scratch, self.scales[j], out=scratch)
             out[:, j] = scratch
         offset = len(self.numeric_columns)
@@ -91,11 +76,11 @@ class Preprocessor:
         return cls(**payload)
 
 
-def fit_preprocessor(train_rows: RawColumns) -> Preprocessor:
+def fit_preprocessor(train_rows: AbaloneColumns) -> Preprocessor:
     """Fit the reference's sklearn steps on the training rows and keep their fitted values."""
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import StandardScaler
 
     numerics = train_rows.numerics
     missing = np.isnan(numerics)
@@ -111,16 +96,16 @@ def fit_preprocessor(train_rows: RawColumns) -> Preprocessor:
         medians = np.nanmedian(numerics, axis=0)
         imputed = np.where(missing, medians, numerics) if missing.any() else numerics
         scaler = StandardScaler().fit(imputed)
-    # The categories are fixed rather than learnt: a training sample that happened to lack one
-    # sex would otherwise change the feature layout the model is trained on.
-    encoder = OneHotEncoder(categories=[list(SEX_CODES)], handle_unknown="ignore")
-    encoder.fit(np.where(train_rows.sex == "", "missing", train_rows.sex).reshape(-1, 1))
+    # The one-hot categories are fixed rather than learnt: a training sample that happened to
+    # lack one sex would otherwise change the feature layout the model is trained on. The
+    # reference's OneHotEncoder(categories=[SEX_CODES], handle_unknown="ignore") so fitted
+    # learns nothing from the rows; ``transform`` encodes the codes, a missing sex as all zeros.
     return Preprocessor(
         numeric_columns=list(NUMERIC_COLUMNS),
         medians=[float(v) for v in medians],
         means=[float(v) for v in scaler.mean_],
         scales=[float(v) for v in scaler.scale_],
-        sex_categories=[str(c) for c in encoder.categories_[0]],
+        sex_categories=list(SEX_CODES),
         output_columns=list(MODEL_FEATURES),
         fitted_rows=len(train_rows),
     )
@@ -182,7 +167,7 @@ def check_enough_rows(n_rows: int, parameter: str, location: str) -> None:
         )
 
 
-def split_frame(rows: RawColumns, preprocessor: Preprocessor) -> pd.DataFrame:
+def split_frame(rows: AbaloneColumns, preprocessor: Preprocessor) -> pd.DataFrame:
     """A split as stored: rings first, then the 10 model features."""
     # Imported here: the batch transform's workers use this module but never pandas.
     import pandas as pd
@@ -202,7 +187,7 @@ class ProcessedData:
 
 
 def process(
-    rows: RawColumns,
+    rows: AbaloneColumns,
     seed: int,
     *,
     parameter: str = INPUT_PARAMETER,

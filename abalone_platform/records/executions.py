@@ -24,12 +24,6 @@ def _iso(seconds: float | None) -> str | None:
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).isoformat(timespec="seconds")
 
 
-def parameter_fields(defs: dg.Definitions) -> dict[str, Any]:
-    """The parameters resource's pydantic fields, from the Definitions."""
-    resource = defs.resources["parameters"]
-    return type(resource).model_fields
-
-
 def run_parameters(defs: dg.Definitions, run: dg.DagsterRun, recorded: dict[str, Any]) -> dict:
     """The run's parameters: its run config over the defaults, by SageMaker name where there is
     one. Empty data parameters show the file the run actually resolved and read."""

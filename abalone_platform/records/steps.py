@@ -1,33 +1,20 @@
 """The pipeline's steps as read from the Definitions, with their SageMaker counterparts.
 
-Each asset's (or check's) description names the SageMaker step it stands for ("SageMaker step
-AbaloneTrain: ...", "SageMaker steps AbaloneMSECond + AbaloneMSEFail: ..."); that text is the one
-place the correspondence is written, so everything here reads it from there. What is kept here is
-only what SageMaker itself defines: each reference step's type (reference notes 1.1 and 1.11).
+Each asset carries the SageMaker step it stands for as its ``sagemaker/step`` tag, and the gate's
+check spec the steps it stands for as its ``sagemaker/steps`` metadata (abalone_platform.sagemaker);
+everything here reads them from there. Descriptions are for people: nothing parses them.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dagster as dg
 
 from abalone_platform.errors import DefinitionError
+from abalone_platform.sagemaker import CHECK_STEPS_METADATA, SAGEMAKER_STEPS, STEP_TAG
 
-# Reference step name -> (SageMaker step type, the name list_steps() shows).
-SAGEMAKER_STEPS: dict[str, tuple[str, str]] = {
-    "AbaloneProcess": ("Processing", "AbaloneProcess"),
-    "AbaloneTrain": ("Training", "AbaloneTrain"),
-    "AbaloneEval": ("Processing", "AbaloneEval"),
-    "AbaloneMSECond": ("Condition", "AbaloneMSECond"),
-    "AbaloneMSEFail": ("Fail", "AbaloneMSEFail"),
-    "AbaloneCreateModel": ("Model", "AbaloneCreateModel-CreateModel"),
-    "AbaloneTransform": ("Transform", "AbaloneTransform"),
-    "AbaloneRegisterModel": ("RegisterModel", "AbaloneRegisterModel-RegisterModel"),
-}
-
-_NAMED = re.compile(r"SageMaker steps? (Abalone\w+(?:\s*\+\s*Abalone\w+)*)")
 # Asset kinds that make an artifact a model rather than a data set in lineage tables.
 _MODEL_KINDS = {"xgboost", "mlflow"}
 
@@ -53,22 +40,46 @@ class Step:
         return " + ".join(SAGEMAKER_STEPS[s][0] for s in self.sagemaker_steps)
 
 
-def _sagemaker_steps(name: str, descriptions: list[str]) -> tuple[str, ...]:
-    for text in descriptions:
-        match = _NAMED.search(text or "")
-        if match:
-            names = tuple(part.strip() for part in match.group(1).split("+"))
-            unknown = [n for n in names if n not in SAGEMAKER_STEPS]
-            if unknown:
-                raise DefinitionError(
-                    f"step {name}: its description names {', '.join(unknown)}, which is not a "
-                    f"step of the SageMaker abalone pipeline ({', '.join(SAGEMAKER_STEPS)})"
-                )
-            return names
-    raise DefinitionError(
-        f"step {name}: no description says which SageMaker step it stands for "
-        "(expected text such as 'SageMaker step AbaloneTrain: ...')"
-    )
+def _check_steps(value: object) -> list[str]:
+    """A check spec's CHECK_STEPS_METADATA: a list of step names (or one name)."""
+    value = getattr(value, "value", value)  # a MetadataValue, should Dagster have wrapped it
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable):
+        return [str(v) for v in value]
+    return []
+
+
+def _sagemaker_steps(
+    name: str, assets_def: dg.AssetsDefinition, keys: Iterable[dg.AssetKey]
+) -> tuple[str, ...]:
+    """The SageMaker steps a Dagster step stands for: its assets' STEP_TAG, then its checks'
+    CHECK_STEPS_METADATA, in that order, without repeats."""
+    found: list[str] = []
+    for key in keys:
+        step = (assets_def.tags_by_key.get(key) or {}).get(STEP_TAG)
+        if not step:
+            raise DefinitionError(
+                f"step {name}: asset {key.to_user_string()} has no {STEP_TAG} tag saying which "
+                f"SageMaker step it stands for (tags={{{STEP_TAG!r}: 'AbaloneTrain'}}, ...)"
+            )
+        found.append(step)
+    for spec in assets_def.check_specs:
+        steps = _check_steps((spec.metadata or {}).get(CHECK_STEPS_METADATA))
+        if not steps:
+            raise DefinitionError(
+                f"step {name}: check {spec.key.name} has no {CHECK_STEPS_METADATA} metadata "
+                "saying which SageMaker steps it stands for "
+                f"(metadata={{{CHECK_STEPS_METADATA!r}: ['AbaloneMSECond', 'AbaloneMSEFail']}})"
+            )
+        found += steps
+    unknown = [s for s in found if s not in SAGEMAKER_STEPS]
+    if unknown:
+        raise DefinitionError(
+            f"step {name}: {', '.join(dict.fromkeys(unknown))} is not a step of the SageMaker "
+            f"abalone pipeline ({', '.join(SAGEMAKER_STEPS)})"
+        )
+    return tuple(dict.fromkeys(found))
 
 
 def pipeline_steps(defs: dg.Definitions) -> list[Step]:
@@ -98,7 +109,7 @@ def pipeline_steps(defs: dg.Definitions) -> list[Step]:
             Step(
                 name=name,
                 kind=kind,
-                sagemaker_steps=_sagemaker_steps(name, list(descriptions.values())),
+                sagemaker_steps=_sagemaker_steps(name, assets_def, keys),
                 outputs=keys,
                 checks=checks,
                 inputs=inputs,
@@ -112,10 +123,6 @@ def pipeline_steps(defs: dg.Definitions) -> list[Step]:
         return (max(order.get(k, 0) for k in anchors) * 2 + (0 if step.outputs else 1), step.name)
 
     return sorted(steps, key=rank)
-
-
-def step_for_asset(defs: dg.Definitions) -> dict[dg.AssetKey, Step]:
-    return {key: step for step in pipeline_steps(defs) for key in step.outputs}
 
 
 def artifact_type(defs: dg.Definitions, key: dg.AssetKey) -> str:

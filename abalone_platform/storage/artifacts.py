@@ -4,13 +4,13 @@ Every materialization writes under ``<root>/<asset>/<run_id>/``: files are writt
 temporary name next to their final place and renamed into it, so a killed run leaves nothing
 that a later run would read. Readers go by the URI and sha256 recorded in the materialization.
 ``<root>`` is a local directory (``LocalArtifactStore``) or ``s3://bucket/prefix``
-(``S3ArtifactStore``); callers that need files on disk use ``local_copy``.
+(``S3ArtifactStore``); callers that need files on disk use ``local_copy``. Both stores verify
+what they read the same way (``_VerifyingStore``, through ``storage.integrity``); they differ
+only in how they fetch it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -21,8 +21,12 @@ from abalone_platform.faults import fault_point
 from abalone_platform.storage.integrity import (
     MANIFEST_FILE,
     ArtifactIntegrityError,
-    sha256_bytes,
+    atomic_path,
+    require_file,
     sha256_file,
+    verified_bytes,
+    verified_file,
+    verified_manifest,
 )
 from abalone_platform.storage.s3 import S3Files, S3Location, parse_s3_uri
 
@@ -68,7 +72,46 @@ def _uri(path: Path) -> str:
     return path.resolve().as_uri()
 
 
-class LocalArtifactStore:
+class _VerifyingStore:
+    """What both stores share: every read is checked against the recorded sha256 here, the same
+    way and with the same messages; a store only says how it fetches the bytes (``_fetch_*``)."""
+
+    def _fetch_bytes(self, ref: ArtifactRef) -> bytes:
+        raise NotImplementedError
+
+    def _fetch_file(self, ref: ArtifactRef) -> Path:
+        """A local path holding the file artifact (not yet verified)."""
+        raise NotImplementedError
+
+    def _fetch_directory(self, ref: ArtifactRef) -> Path | None:
+        """A local directory holding the directory artifact (its manifest not yet verified), or
+        None when ``ref`` is a file artifact."""
+        raise NotImplementedError
+
+    def _discard(self, path: Path) -> None:
+        """Called with a fetched file that failed verification."""
+
+    def read_bytes(self, ref: ArtifactRef) -> bytes:
+        return verified_bytes(self._fetch_bytes(ref), ref.sha256, ref.uri)
+
+    def verified_path(self, ref: ArtifactRef) -> Path:
+        path = self._fetch_file(ref)
+        try:
+            return verified_file(path, ref.sha256, ref.uri)
+        except ArtifactIntegrityError:
+            self._discard(path)
+            raise
+
+    def local_copy(self, ref: ArtifactRef) -> Path:
+        """A local, verified file (or, for a directory artifact such as a bundle, the directory
+        whose manifest's sha256 is the recorded one)."""
+        directory = self._fetch_directory(ref)
+        if directory is None:
+            return self.verified_path(ref)
+        return verified_manifest(directory, ref.sha256, ref.uri)
+
+
+class LocalArtifactStore(_VerifyingStore):
     def __init__(self, root: Path):
         self.root = Path(root)
 
@@ -83,18 +126,10 @@ class LocalArtifactStore:
     ) -> ArtifactRef:
         """Call ``writer`` with a temporary path, then publish it as ``name`` atomically."""
         target = self.location(asset, run_id) / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
-        tmp_path = Path(tmp)
-        try:
-            writer(tmp_path)
-            digest = sha256_file(tmp_path)
+        with atomic_path(target) as tmp:
+            writer(tmp)
+            digest = sha256_file(tmp)
             fault_point(f"artifact.publish.{asset}")
-            os.replace(tmp_path, target)
-        finally:
-            if tmp_path.exists():
-                tmp_path.unlink()
         return ArtifactRef(uri=_uri(target), sha256=digest)
 
     def write_directory(
@@ -103,57 +138,23 @@ class LocalArtifactStore:
         """Call ``writer`` with a temporary directory (it returns the directory's sha256), then
         rename the directory into place."""
         target = self.location(asset, run_id) / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}.", suffix=".tmp"))
-        try:
-            digest = writer(tmp_dir)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp_dir, target)
-        finally:
-            if tmp_dir.exists():
-                shutil.rmtree(tmp_dir)
+        with atomic_path(target, directory=True) as tmp:
+            digest = writer(tmp)
+            fault_point(f"artifact.publish.{asset}")
         return ArtifactRef(uri=_uri(target), sha256=digest)
 
-    def read_bytes(self, ref: ArtifactRef) -> bytes:
-        data = ref.path.read_bytes()
-        if sha256_bytes(data) != ref.sha256:
-            raise ArtifactIntegrityError(
-                f"{ref.uri}: sha256 {sha256_bytes(data)} does not match the recorded {ref.sha256}"
-            )
-        return data
+    # The artifact is read where it lies; a tampered one is left in place (it is the evidence).
+    def _fetch_bytes(self, ref: ArtifactRef) -> bytes:
+        return require_file(ref.path, ref.uri).read_bytes()
 
-    def verified_path(self, ref: ArtifactRef) -> Path:
-        if not ref.path.exists():
-            raise ArtifactIntegrityError(f"{ref.uri}: recorded artifact is missing")
-        actual = sha256_file(ref.path)
-        if actual != ref.sha256:
-            raise ArtifactIntegrityError(
-                f"{ref.uri}: sha256 {actual} does not match the recorded {ref.sha256}"
-            )
+    def _fetch_file(self, ref: ArtifactRef) -> Path:
         return ref.path
 
-    def local_copy(self, ref: ArtifactRef) -> Path:
-        """A local, verified file (or, for a directory artifact such as a bundle, the directory
-        whose manifest's sha256 is the recorded one)."""
-        if ref.path.is_dir():
-            _verify_manifest(ref, ref.path)
-            return ref.path
-        return self.verified_path(ref)
+    def _fetch_directory(self, ref: ArtifactRef) -> Path | None:
+        return ref.path if ref.path.is_dir() else None
 
 
-def _verify_manifest(ref: ArtifactRef, directory: Path) -> None:
-    manifest = directory / MANIFEST_FILE
-    if not manifest.exists():
-        raise ArtifactIntegrityError(f"{ref.uri}: directory artifact has no {MANIFEST_FILE}")
-    actual = sha256_file(manifest)
-    if actual != ref.sha256:
-        raise ArtifactIntegrityError(
-            f"{ref.uri}: manifest sha256 {actual} does not match the recorded {ref.sha256}"
-        )
-
-
-class S3ArtifactStore:
+class S3ArtifactStore(_VerifyingStore):
     """The same interface as ``LocalArtifactStore`` under ``s3://bucket/prefix``.
 
     Files are written locally first and uploaded once complete; an S3 PUT (or a completed
@@ -212,52 +213,37 @@ class S3ArtifactStore:
                 )
         return ArtifactRef(uri=target.uri, sha256=digest)
 
-    def read_bytes(self, ref: ArtifactRef) -> bytes:
-        data = self.files.get_bytes(parse_s3_uri(ref.uri))
-        if sha256_bytes(data) != ref.sha256:
-            raise ArtifactIntegrityError(
-                f"{ref.uri}: sha256 {sha256_bytes(data)} does not match the recorded {ref.sha256}"
-            )
-        return data
+    def _cached(self, ref: ArtifactRef) -> Path:
+        return self.cache_dir / "artifacts" / ref.sha256 / Path(parse_s3_uri(ref.uri).key).name
 
-    def verified_path(self, ref: ArtifactRef) -> Path:
-        location = parse_s3_uri(ref.uri)
-        target = self.cache_dir / "artifacts" / ref.sha256 / Path(location.key).name
-        if not (target.exists() and sha256_file(target) == ref.sha256):
-            self.files.download(location, target)
-        actual = sha256_file(target)
-        if actual != ref.sha256:
-            target.unlink()
-            raise ArtifactIntegrityError(
-                f"{ref.uri}: sha256 {actual} does not match the recorded {ref.sha256}"
-            )
+    def _fetch_bytes(self, ref: ArtifactRef) -> bytes:
+        return self.files.get_bytes(parse_s3_uri(ref.uri))
+
+    def _fetch_file(self, ref: ArtifactRef) -> Path:
+        target = self._cached(ref)
+        if not (target.is_file() and sha256_file(target) == ref.sha256):
+            self.files.download(parse_s3_uri(ref.uri), target)
         return target
 
-    def local_copy(self, ref: ArtifactRef) -> Path:
-        """A local, verified copy of a file or directory artifact (cached by sha256)."""
+    def _discard(self, path: Path) -> None:
+        path.unlink(missing_ok=True)  # a bad download is never left in the cache
+
+    def _fetch_directory(self, ref: ArtifactRef) -> Path | None:
+        """The directory artifact downloaded into the cache (once per sha256), or None when
+        ``ref`` names a single object."""
         location = parse_s3_uri(ref.uri)
         keys = self.files.list_keys(location)
         if not keys:
-            return self.verified_path(ref)
-        target = self.cache_dir / "artifacts" / ref.sha256 / Path(location.key).name
+            return None
+        target = self._cached(ref)
         if not target.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".download-"))
-            try:
+            # Another process may cache the same sha256 meanwhile; its copy is as good as ours.
+            with atomic_path(target, directory=True, keep_existing=True) as tmp:
                 base = location.key.rstrip("/") + "/"
                 for key in keys:
                     self.files.download(
                         S3Location(location.bucket, key), tmp / key.removeprefix(base)
                     )
-                _verify_manifest(ref, tmp)
-                try:
-                    os.replace(tmp, target)
-                except OSError:
-                    # Another process cached the same sha256 first; its copy is as good.
-                    if not target.is_dir():
-                        raise
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp)
-        _verify_manifest(ref, target)
+                # Only a complete, matching download is published into the cache.
+                verified_manifest(tmp, ref.sha256, ref.uri)
         return target

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from abalone_platform.errors import InputDataError
 from abalone_platform.storage.files import check_input_file
-from abalone_platform.storage.integrity import sha256_file
+from abalone_platform.storage.integrity import atomic_path, sha256_file, sha256_mismatch
 
 UCI_ABALONE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/abalone/abalone.data"
 UCI_ABALONE_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
@@ -55,18 +54,14 @@ def _cache_path(cache_dir: Path, uri: str) -> Path:
 
 
 def _download_https(uri: str, target: Path, parameter: str, env_hint: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
     try:
         with (
-            os.fdopen(fd, "wb") as out,
+            atomic_path(target) as tmp,
+            open(tmp, "wb") as out,
             urllib.request.urlopen(uri, timeout=DOWNLOAD_TIMEOUT_S) as response,
         ):
             shutil.copyfileobj(response, out, 1 << 20)
-        os.replace(tmp, target)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise InputDataError(
             parameter,
             uri,
@@ -77,15 +72,16 @@ def _download_https(uri: str, target: Path, parameter: str, env_hint: str) -> No
 
 def _verify_known(uri: str, path: Path, parameter: str) -> None:
     expected_sha, expected_size = KNOWN_CHECKSUMS[uri]
-    size = path.stat().st_size
-    actual = sha256_file(path)
-    if actual != expected_sha or size != expected_size:
+    # The same sha256 means the same size; the sizes are reported as a hint (a truncated copy).
+    mismatch = sha256_mismatch(sha256_file(path), expected_sha, against="known")
+    if mismatch is not None:
+        size = path.stat().st_size
         path.unlink()
         raise InputDataError(
             parameter,
             f"{path} (downloaded from {uri})",
-            f"checksum mismatch: sha256 {actual} ({size:,} bytes), expected {expected_sha} "
-            f"({expected_size:,} bytes); the corrupt copy was removed, run again to re-download",
+            f"checksum mismatch: {mismatch} ({size:,} bytes, expected {expected_size:,}); the "
+            "corrupt copy was removed, run again to re-download",
         )
 
 

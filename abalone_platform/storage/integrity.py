@@ -38,12 +38,31 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def require_sha256(actual: str, expected: str, where: str, *, what: str = "sha256") -> None:
-    """Raise ArtifactIntegrityError unless ``actual`` is the recorded ``expected``."""
-    if actual != expected:
-        raise ArtifactIntegrityError(
-            f"{where}: {what} {actual} does not match the recorded {expected}"
-        )
+def sha256_mismatch(
+    actual: str, expected: str, *, what: str = "sha256", against: str = "recorded"
+) -> str | None:
+    """The one wording of a sha256 mismatch (``"sha256 <actual> does not match the recorded
+    <expected>"``), or None when ``actual`` is ``expected``. ``against`` names where the
+    expected value comes from ("recorded", "manifest's", "known")."""
+    if actual == expected:
+        return None
+    return f"{what} {actual} does not match the {against} {expected}"
+
+
+def require_sha256(
+    actual: str,
+    expected: str,
+    where: str,
+    *,
+    what: str = "sha256",
+    against: str = "recorded",
+    detail: str | None = None,
+) -> None:
+    """Raise ArtifactIntegrityError unless ``actual`` is the recorded ``expected``; the message
+    is ``"<where>: <mismatch>[; <detail>]"``."""
+    mismatch = sha256_mismatch(actual, expected, what=what, against=against)
+    if mismatch is not None:
+        raise ArtifactIntegrityError(f"{where}: {mismatch}" + (f"; {detail}" if detail else ""))
 
 
 def verified_bytes(data: bytes, expected: str, where: str) -> bytes:
@@ -52,11 +71,18 @@ def verified_bytes(data: bytes, expected: str, where: str) -> bytes:
     return data
 
 
+def require_file(path: Path, where: str | None = None) -> Path:
+    """``path``, once it is a file; ArtifactIntegrityError (naming ``where``) otherwise."""
+    if not path.is_file():
+        problem = "is not a file" if path.exists() else "is missing"
+        raise ArtifactIntegrityError(f"{where or path}: recorded artifact {problem}")
+    return path
+
+
 def verified_file(path: Path, expected: str, where: str | None = None) -> Path:
     """``path``, once it exists and its sha256 is the recorded one."""
     where = where or str(path)
-    if not path.is_file():
-        raise ArtifactIntegrityError(f"{where}: recorded artifact is missing")
+    require_file(path, where)
     require_sha256(sha256_file(path), expected, where)
     return path
 
@@ -80,13 +106,18 @@ def _fsync_directory(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path, *, directory: bool = False, durable: bool = False) -> Iterator[Path]:
+def atomic_path(
+    target: Path, *, directory: bool = False, durable: bool = False, keep_existing: bool = False
+) -> Iterator[Path]:
     """A temporary file (or, with ``directory``, a directory) beside ``target``, renamed onto it
-    when the block completes and removed when it raises.
+    when the block completes and removed when it raises (the target is then left as it was).
 
     The temporary name is hidden (``.<name>.<random>.tmp``), so listings and readers never take
-    it for the artifact. ``durable`` fsyncs the file and its directory before and after the
-    rename (for databases; artifacts are re-creatable and skip the cost).
+    it for the artifact. An existing target is replaced (a directory is removed first: a re-run
+    of the same step replacing its own output); with ``keep_existing`` it is kept and the
+    temporary discarded instead (for caches keyed by content, where whoever published first
+    published the same bytes). ``durable`` fsyncs the file before the rename and its directory
+    after it (for databases; artifacts are re-creatable and skip the cost).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     if directory:
@@ -100,9 +131,17 @@ def atomic_path(target: Path, *, directory: bool = False, durable: bool = False)
         if durable and not directory:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
+        if keep_existing and target.exists():
+            return
         if directory and target.is_dir():
-            shutil.rmtree(target)  # a re-run of the same step replacing its own output
-        os.replace(tmp, target)
+            shutil.rmtree(target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # A directory published meanwhile by another process (os.replace refuses to replace
+            # a non-empty directory); with keep_existing its copy is as good as ours.
+            if not (keep_existing and target.exists()):
+                raise
         if durable:
             _fsync_directory(target.parent)
     finally:

@@ -8,14 +8,13 @@ error code; botocore never puts secrets in them and neither do we.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from abalone_platform.errors import InputDataError
+from abalone_platform.storage.integrity import atomic_path, sha256_file
 
 
 @dataclass(frozen=True)
@@ -116,19 +115,12 @@ class S3Error(RuntimeError):
 
 
 def _atomic_download(client: Any, location: S3Location, target: Path, etag: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-    try:
-        # IfMatch: if the object is overwritten meanwhile, fail instead of caching new bytes
-        # under the old ETag. The body is streamed in chunks, never held whole in memory.
-        with os.fdopen(fd, "wb") as out:
-            response = client.get_object(Bucket=location.bucket, Key=location.key, IfMatch=etag)
-            for chunk in response["Body"].iter_chunks(1 << 20):
-                out.write(chunk)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # IfMatch: if the object is overwritten meanwhile, fail instead of caching new bytes under
+    # the old ETag. The body is streamed in chunks, never held whole in memory.
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:
+        response = client.get_object(Bucket=location.bucket, Key=location.key, IfMatch=etag)
+        for chunk in response["Body"].iter_chunks(1 << 20):
+            out.write(chunk)
 
 
 class S3Files:
@@ -175,8 +167,6 @@ class S3Files:
         """Upload ``path`` as ``location`` with its Content-Type (from the key's name) and its
         sha256 as user metadata (``x-amz-meta-sha256``); ``sha256`` is computed if not given."""
         if sha256 is None:
-            from abalone_platform.storage.integrity import sha256_file  # lazily: it imports xgboost
-
             sha256 = sha256_file(path)
         extra_args: dict[str, Any] = {
             "ContentType": content_type_for(location.key),
@@ -197,17 +187,11 @@ class S3Files:
             raise S3Error(location.uri, describe_s3_error(exc, location.uri)) from exc
 
     def download(self, location: S3Location, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-        os.close(fd)
         try:
-            self.client.download_file(location.bucket, location.key, tmp)
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:
+                self.client.download_file(location.bucket, location.key, str(tmp))
         except _s3_errors() as exc:
             raise S3Error(location.uri, describe_s3_error(exc, location.uri)) from exc
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def list_keys(self, prefix: S3Location) -> list[str]:
         """Every key under ``prefix`` (a "directory"), recursively."""

@@ -4,18 +4,18 @@ from pathlib import Path
 
 import pytest
 
-from abalone_platform.ml.data import RawColumns, read_abalone_csv
+from abalone_platform.ml.data import AbaloneColumns, read_abalone_csv
 from abalone_platform.ml.preprocess import ProcessedData, process
 from abalone_platform.ml.train import TrainedModel, resolve_compute, train_model
 
 
 @pytest.fixture(scope="session")
-def rows(abalone_file: Path) -> RawColumns:
+def rows(abalone_file: Path) -> AbaloneColumns:
     return read_abalone_csv(abalone_file, "input_data (InputData)", require_label=True)
 
 
 @pytest.fixture(scope="session")
-def processed(rows: RawColumns) -> ProcessedData:
+def processed(rows: AbaloneColumns) -> ProcessedData:
     return process(rows, seed=42)
 
 

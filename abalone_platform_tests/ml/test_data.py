@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from abalone_platform.errors import InputDataError
-from abalone_platform.ml.data import read_abalone_csv
+from abalone_platform.ml.data import AbaloneColumns, iter_parsed_batches, read_abalone_csv
 from abalone_platform_tests.support.inputs import write
 
 PARAMETER = "input_data (InputData)"
@@ -113,3 +113,22 @@ def test_a_bad_row_parsed_by_a_worker_names_its_line_in_the_whole_file(
         read_abalone_csv(path, PARAMETER, require_label=True, workers=2, min_bytes_per_worker=1)
     assert caught.value.line == 7001
     assert "unknown code 'Z'" in str(caught.value)
+
+
+def test_streamed_blocks_joined_are_the_whole_file(tmp_path: Path, abalone_file: Path) -> None:
+    """One container for blocks and files: the blocks, concatenated, are what the reader gives."""
+    path = write(tmp_path, abalone_file.read_text().splitlines() * 2)
+    blocks = list(iter_parsed_batches(path, PARAMETER, require_label=True, block_size=64 << 10))
+    assert len(blocks) > 1 and all(b.numerics.flags.f_contiguous for b in blocks)
+    whole = AbaloneColumns.concat(blocks)
+    single = read_abalone_csv(path, PARAMETER, require_label=True)
+    assert whole.source == single.source == str(path)
+    assert whole.numerics.flags.c_contiguous and single.numerics.flags.c_contiguous
+    np.testing.assert_array_equal(whole.numerics, single.numerics)
+    np.testing.assert_array_equal(whole.sex_codes, single.sex_codes)
+    np.testing.assert_array_equal(whole.rings, single.rings)
+    assert single.sex[:3].tolist() == [line.split(",")[0] for line in abalone_file.open()][:3]
+    # A part without rows (a byte range of empty lines) does not drop the others' rings.
+    empty = AbaloneColumns(np.empty(0, np.int8), np.empty((0, 7)), None, str(path))
+    assert AbaloneColumns.concat([empty, *blocks]).rings is not None
+    assert len(single.take(np.arange(5))) == 5

@@ -23,11 +23,10 @@ import pyarrow as pa
 import pytest
 
 from abalone_platform.errors import InputDataError
-from abalone_platform.ml import data as data_module
 from abalone_platform.ml.data import (
     MAX_LINE_CHARS,
     NUMERIC_COLUMNS,
-    RawColumns,
+    AbaloneColumns,
     count_columns,
     iter_parsed_batches,
     read_abalone_csv,
@@ -50,7 +49,7 @@ GOOD_FEATURES = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
 UCI_FINGERPRINT = "50cb2cc4ae33bfe658cfe8ea755d1233febb43c92999ac93b7073fd00c3e90f0"
 
 
-def read_input(path: Path) -> RawColumns:
+def read_input(path: Path) -> AbaloneColumns:
     return read_abalone_csv(path, PARAMETER, require_label=True)
 
 
@@ -79,7 +78,7 @@ def assert_names_line(error: InputDataError, parameter: str, path: Path, line: i
     assert (error.parameter, error.location, error.line) == (parameter, str(path), line)
 
 
-def fingerprint(rows: RawColumns) -> str:
+def fingerprint(rows: AbaloneColumns) -> str:
     digest = hashlib.sha256()
     digest.update(rows.numerics.tobytes())
     digest.update(rows.sex.astype("U1").tobytes())
@@ -392,7 +391,8 @@ def test_a_file_that_cannot_be_stat_is_refused_by_name(
             raise PermissionError(13, "Permission denied", str(path))
         return real_stat(file, *args, **kwargs)
 
-    monkeypatch.setattr(data_module.os, "stat", denying_stat)
+    # Every reader stats through storage.files, which calls os.stat.
+    monkeypatch.setattr(os, "stat", denying_stat)
     assert refused_by_every_reader(path, tmp_path) == expected_refusals(path, UNREADABLE)
 
 
@@ -538,10 +538,10 @@ def test_the_minimum_is_enough(tmp_path: Path, abalone_file: Path) -> None:
     assert sizes == (44, 10, 10)
 
 
-def test_rows_built_in_memory_name_the_given_location(rows: RawColumns) -> None:
+def test_rows_built_in_memory_name_the_given_location(rows: AbaloneColumns) -> None:
     few = rows.take(np.arange(5))
     assert few.source == rows.source  # taken rows still name their file
-    in_memory = RawColumns(sex=few.sex, numerics=few.numerics, rings=few.rings)
+    in_memory = AbaloneColumns(few.sex_codes, few.numerics, few.rings)
     with pytest.raises(InputDataError, match=re.escape(f"{PARAMETER}: input rows: has 5 data")):
         process(in_memory, seed=42)
     with pytest.raises(InputDataError, match=re.escape(f"{BATCH}: s3://b/k.csv: has 5 data")):

@@ -8,7 +8,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from abalone_platform.ml.data import NUMERIC_COLUMNS, RAW_COLUMNS
+from abalone_platform.ml.data import MISSING_SEX, NUMERIC_COLUMNS, RAW_COLUMNS
 from abalone_platform.ml.preprocess import (
     MODEL_FEATURES,
     SPLIT_COLUMNS,
@@ -96,7 +96,7 @@ def test_missing_values_are_imputed_with_training_medians(rows) -> None:
     pre = process(rows, seed=42).preprocessor
     gap = rows.take(np.arange(2))
     gap.numerics[0, 2] = np.nan
-    gap.sex[1] = ""
+    gap.sex_codes[1] = MISSING_SEX
     out = pre.transform(gap)
     assert out[0, 2] == pytest.approx((pre.medians[2] - pre.means[2]) / pre.scales[2], rel=1e-6)
     assert out[1, 7:].tolist() == [0.0, 0.0, 0.0]

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from abalone_platform.ml.bundle import load_booster
-from abalone_platform.ml.evaluate import evaluate, gate_failure_message, mse_within, report_to_json
+from abalone_platform.ml.evaluate import (
+    gate_failure_message,
+    mse_within,
+    report_from_predictions,
+    report_to_json,
+    split_predictions,
+)
 from abalone_platform.ml.train import (
     NUM_BOOST_ROUND,
     InstanceTypeError,
@@ -29,7 +35,7 @@ def test_training_is_seeded_and_records_every_round(processed, trained) -> None:
 
 
 def test_evaluation_report_layout_and_values(processed, trained) -> None:
-    report = evaluate(trained.booster, processed.test)
+    report = report_from_predictions(*split_predictions(trained.booster, processed.test))
     assert set(report) == {"regression_metrics"}
     metrics = report["regression_metrics"]
     assert set(metrics["mse"]) == {"value", "standard_deviation"}

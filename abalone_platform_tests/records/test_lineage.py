@@ -1,6 +1,9 @@
 import hashlib
 import re
 import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -11,8 +14,9 @@ from abalone_platform.records.lineage import model_package_lineage
 from abalone_platform.registry import UnknownVersionError, open_registry
 from abalone_platform_tests.support.notebook import applied
 from abalone_platform_tests.support.pipeline import run_pipeline
-from abalone_platform_tests.support.project import SHARED_ABALONE, make_env
+from abalone_platform_tests.support.project import SHARED_ABALONE, Env, make_env
 
+PROCESSING = ["train_split", "validation_split", "test_split", "preprocessor"]
 UCI_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
 STEPS = [
     "AbaloneProcess",
@@ -116,3 +120,74 @@ def test_batch_predictions_trace_to_version_and_batch_file(two_inputs):
 def test_unknown_version(two_inputs):
     with pytest.raises(UnknownVersionError, match="has no version 3"):
         model_package_lineage(two_inputs["instance"], build_defs(), two_inputs["registry"], 3)
+
+
+@contextmanager
+def records_read(instance: dg.DagsterInstance) -> Iterator[Counter[str]]:
+    """Counts, by asset, the event records the instance hands out while in the block (what
+    fetch_materializations and get_records_for_run return, the two ways lineage reads)."""
+    counts: Counter[str] = Counter()
+    fetch, for_run = instance.fetch_materializations, instance.get_records_for_run
+
+    def counting_fetch(*args, **kwargs):
+        result = fetch(*args, **kwargs)
+        counts.update(r.asset_key.to_user_string() for r in result.records)
+        return result
+
+    def counting_for_run(*args, **kwargs):
+        result = for_run(*args, **kwargs)
+        counts.update(f"run:{r.asset_key.to_user_string()}" for r in result.records)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(instance, "fetch_materializations", counting_fetch)
+        patch.setattr(instance, "get_records_for_run", counting_for_run)
+        yield counts
+
+
+@pytest.mark.parametrize("project_instance", [False, True], ids=["dagster default", "dagster.yaml"])
+def test_reads_do_not_grow_with_the_assets_history(
+    tmp_path: Path, abalone_file: Path, project_instance: bool
+) -> None:
+    """Lineage reads the runs and materializations its links name, never an asset's history:
+    more runs of the same assets leave what it reads (and what it finds) as it was. The one
+    open-ended read is the batches recorded after the version's bundle (a transform-only run
+    may use any bundle), one record each."""
+    env: Env = make_env(tmp_path, abalone_file, project_instance=project_instance)
+    with applied(env), dg.DagsterInstance.get() as instance:
+        assert run_pipeline(instance).success
+        registry = open_registry()
+        with records_read(instance) as alone:
+            first = model_package_lineage(instance, build_defs(), registry, 1)
+
+        # More history of every asset: another full run (version 2), then processing alone.
+        assert run_pipeline(instance).success
+        assert run_pipeline(instance, selection=PROCESSING).success
+        with records_read(instance) as later:
+            again = model_package_lineage(instance, build_defs(), registry, 1)
+        with records_read(instance) as newest:
+            second = model_package_lineage(instance, build_defs(), registry, 2)
+
+        assert again == first
+        # Version 1's reads are those of before plus the one later batch (version 2's).
+        assert later - alone == Counter({"batch_predictions": 1})
+        assert alone - later == Counter()
+        # Version 2, now with a version before it and a run after it, reads what version 1 did
+        # when it was alone.
+        assert newest == alone
+        assert {s["dagster_run_id"] for s in second["steps"]} != {
+            s["dagster_run_id"] for s in first["steps"]
+        }
+        # Rows carry the asset index's storage ids (not a run's own event numbering).
+        for row in [*first["rows"], *second["rows"]]:
+            if row["storage_id"] is not None:
+                [record] = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(
+                        asset_key=dg.AssetKey.from_user_string(row["name"]),
+                        storage_ids=[row["storage_id"]],
+                    ),
+                    limit=2,
+                ).records
+                assert record.run_id == row["dagster_run_id"], row
+                sha256 = record.asset_materialization.metadata["sha256"].value
+                assert sha256 == row["sha256"], row

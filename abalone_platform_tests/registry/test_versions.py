@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from abalone_platform.defs.registry.resources import ModelRegistry
+from abalone_platform.defs.shared.resources import ModelRegistry
 from abalone_platform.registry import (
     ALLOWED_TRANSITIONS,
     APPROVED_ALIAS,
@@ -11,12 +11,11 @@ from abalone_platform.registry import (
     Registry,
     TransitionError,
     UnknownVersionError,
-    approve,
     describe_version,
     list_versions,
-    reject,
     validate_transition,
 )
+from abalone_platform_tests.support.registry import approve, reject
 
 
 def make_registry(root: Path, statuses: list[str]) -> Registry:
@@ -37,7 +36,7 @@ def make_registry(root: Path, statuses: list[str]) -> Registry:
             params={"MseThreshold": "6.0"},
             tags={"dagster_run_id": f"run-{number}", "mse": repr(4.0 + number)},
         )
-    return Registry(resource.client(), resource.model_name, resource.tracking_uri)
+    return resource.open()
 
 
 def alias_target(registry: Registry) -> str | None:
@@ -145,18 +144,22 @@ def test_describe_reports_metrics_spec_artifacts_and_parameters(notebook):
         assert artifact["uri"] and len(artifact["sha256"]) == 64
 
 
-def test_names_agree_with_the_pipeline(tmp_path, monkeypatch):
-    """platform.registry keeps its own copies (to stay light); they must match the pipeline's."""
-    from abalone_platform.platform import registry
+def test_one_set_of_statuses_and_one_tracking_uri(tmp_path, monkeypatch):
+    """The parameter, the transitions and the registry's status tags share registry's enum; the
+    pipeline's resource and the CLI resolve the same tracking URI."""
+    from abalone_platform.defs.shared.resources import PipelineParameters, default_registry
+    from abalone_platform.registry import ModelApprovalStatus, tracking_uri
 
-    from abalone_platform.defs.registry import resources
-    from abalone_platform.registry import ModelApprovalStatus
-
-    assert registry.MODEL_PACKAGE_GROUP == resources.MODEL_PACKAGE_GROUP
-    assert registry.APPROVAL_TAG == resources.APPROVAL_TAG
+    assert PipelineParameters.model_fields["model_approval_status"].annotation is (
+        ModelApprovalStatus
+    )
     assert set(ALLOWED_TRANSITIONS) == {s.value for s in ModelApprovalStatus}
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("ABALONE_HOME", str(tmp_path))
-    assert registry.tracking_uri() == resources.default_registry().tracking_uri
+    assert (
+        tracking_uri()
+        == default_registry().tracking_uri
+        == (f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}")
+    )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert registry.tracking_uri() == resources.default_registry().tracking_uri
+    assert tracking_uri() == default_registry().tracking_uri == "http://127.0.0.1:5000"

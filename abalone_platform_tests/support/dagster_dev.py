@@ -73,24 +73,23 @@ class DagsterDev:
         raise TimeoutError(f"run {run_id} did not finish: {self.log.read_text()[-4000:]}")
 
 
+# The two ways to start it from the repository root: Dagster's own CLI with the workspace file,
+# and dg with the project's [tool.dg] settings.
+DAGSTER_DEV = (str(BIN / "dagster"), "dev", "-w", "workspace.yaml")
+DG_DEV = (str(BIN / "dg"), "dev")
+
+
 @contextmanager
-def dagster_dev(env: Env, *extra_args: str) -> Iterator[DagsterDev]:
-    """`dagster dev -w workspace.yaml` bound to 127.0.0.1; always stopped on exit."""
+def dagster_dev(
+    env: Env, *extra_args: str, command: tuple[str, ...] = DAGSTER_DEV
+) -> Iterator[DagsterDev]:
+    """``command`` (`dagster dev -w workspace.yaml` by default) bound to 127.0.0.1; always
+    stopped on exit."""
     port = free_port()
     log = env.dagster_home / "dagster_dev.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [
-                str(BIN / "dagster"),
-                "dev",
-                "-w",
-                "workspace.yaml",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                *extra_args,
-            ],
+            [*command, "--host", "127.0.0.1", "--port", str(port), *extra_args],
             cwd=REPO_ROOT,
             env=env.vars,
             stdout=out,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
-from abalone_platform.registry import APPROVAL_TAG, MODEL_PACKAGE_GROUP
+from abalone_platform.registry import (
+    APPROVAL_TAG,
+    APPROVED,
+    MODEL_PACKAGE_GROUP,
+    REJECTED,
+    Registry,
+    set_approval,
+)
 
 
 def registered_versions(tracking_uri: str) -> list[dict[str, str]]:
@@ -15,3 +22,11 @@ def registered_versions(tracking_uri: str) -> list[dict[str, str]]:
         {"version": str(v.version), "status": v.tags.get(APPROVAL_TAG, ""), **v.tags}
         for v in sorted(versions, key=lambda v: int(v.version))
     ]
+
+
+def approve(registry: Registry, version: str | int, *, reason: str, by: str | None = None):
+    return set_approval(registry, version, APPROVED, reason=reason, by=by)
+
+
+def reject(registry: Registry, version: str | int, *, reason: str, by: str | None = None):
+    return set_approval(registry, version, REJECTED, reason=reason, by=by)

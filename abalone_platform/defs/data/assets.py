@@ -1,26 +1,18 @@
 """AbaloneProcess: read and validate InputData, split, fit the preprocessor on training rows."""
 
-import io
-
 import dagster as dg
-import pandas as pd
 
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.data import read_abalone_csv
 from abalone_platform.ml.preprocess import SPLIT_COLUMNS, process
+from abalone_platform.sagemaker import OUTPUT_TAG, STEP_TAG
 from abalone_platform.storage.inputs import named_by_uri
 
 INPUT_PARAMETER = "input_data (InputData)"
 SPLITS = ("train_split", "validation_split", "test_split")
 _SPLIT_SCHEMA = dg.TableSchema(columns=[dg.TableColumn(name, "double") for name in SPLIT_COLUMNS])
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    sink = io.BytesIO()
-    frame.to_parquet(sink, index=False)
-    return sink.getvalue()
 
 
 @dg.multi_asset(
@@ -33,6 +25,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
                 description=f"SageMaker step AbaloneProcess, output '{name.removesuffix('_split')}'"
                 ": Parquet, rings first, then 7 scaled numerics and one-hot sex F, I, M.",
                 kinds={"parquet"},
+                tags={STEP_TAG: "AbaloneProcess", OUTPUT_TAG: name.removesuffix("_split")},
             )
             for name in SPLITS
         ),
@@ -42,6 +35,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
             "one-hot encoder fit on the training rows only, kept as JSON (the reference fits on "
             "all rows and never saves it).",
             kinds={"json"},
+            tags={STEP_TAG: "AbaloneProcess"},
         ),
     ],
 )
@@ -73,12 +67,11 @@ def abalone_process(
     for name, frame in zip(
         SPLITS, (processed.train, processed.validation, processed.test), strict=True
     ):
-        ref = store.write_bytes(name, run_id, f"{name}.parquet", parquet_bytes(frame))
+        ref = artifacts.write_parquet(name, run_id, f"{name}.parquet", frame)
         yield dg.MaterializeResult(
             asset_key=name,
             metadata={
-                "uri": ref.uri,
-                "sha256": ref.sha256,
+                **ref.as_metadata(),
                 "dagster/row_count": len(frame),
                 "dagster/column_schema": _SPLIT_SCHEMA,
                 **input_metadata,
@@ -89,8 +82,7 @@ def abalone_process(
     yield dg.MaterializeResult(
         asset_key="preprocessor",
         metadata={
-            "uri": ref.uri,
-            "sha256": ref.sha256,
+            **ref.as_metadata(),
             "fitted_rows": preprocessor.fitted_rows,
             "means": dg.MetadataValue.json(
                 dict(zip(preprocessor.numeric_columns, preprocessor.means, strict=True))

@@ -5,8 +5,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from abalone_platform.defs.registry.resources import ModelRegistry
-from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry, PipelineParameters
 from abalone_platform.defs.shared.upstream import (
     bundle_of,
     chain_metadata,
@@ -17,12 +16,13 @@ from abalone_platform.defs.shared.upstream import (
     upstream,
     upstream_in_run,
 )
-from abalone_platform.errors import InputDataError
+from abalone_platform.errors import InputDataError, RegistryError, UnknownVersionError
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import load_booster, write_bundle
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
 from abalone_platform.ml.preprocess import Preprocessor
-from abalone_platform.registry import APPROVAL_TAG
+from abalone_platform.registry import approved_bundle
+from abalone_platform.sagemaker import STEP_TAG
 from abalone_platform.storage.artifacts import ArtifactRef
 from abalone_platform.storage.inputs import named_by_uri
 from abalone_platform.storage.integrity import MANIFEST_FILE
@@ -37,46 +37,26 @@ class BundleSource:
 
 
 def registered_bundle(registry: ModelRegistry, version: int, threshold: float) -> BundleSource:
-    """The bundle of registered model package ``version``; it must be Approved, completely
-    registered, and its recorded MSE must pass this run's ``threshold``.
-
-    Only versions whose evaluation passed the gate are ever registered, so the registered
-    version (with the bundle sha256 it recorded) is the proof of a passed gate at the threshold
-    of the run that registered it; this run's threshold is applied on top.
-    """
-    from abalone_platform.registry import RegistryError, UnknownVersionError, require_approved
-
+    """The bundle of registered model package ``version`` (Approved, completely registered; see
+    registry.approved_bundle), whose recorded MSE must also pass this run's ``threshold``."""
     try:
-        found = require_approved(registry.open(), version, purpose="run batch_predictions")
+        found = approved_bundle(registry.open(), version, purpose="run batch_predictions")
     except UnknownVersionError as exc:
         raise dg.Failure(
             description=f"model_package_version {version}: no such version; {exc}"
         ) from exc
     except RegistryError as exc:
         raise dg.Failure(description=f"model_package_version {version}: {exc}") from exc
-    tags = found.tags or {}
-    if not tags.get("bundle_uri") or not tags.get("bundle_sha256"):
-        raise dg.Failure(
-            description=f"{registry.model_name} version {version} records no bundle_uri / "
-            "bundle_sha256 tags"
-        )
-    try:
-        mse = float(tags["mse"])
-    except (KeyError, ValueError) as exc:
-        raise dg.Failure(
-            description=f"{registry.model_name} version {version} records no mse tag to hold "
-            "to this run's MseThreshold"
-        ) from exc
     hold_to_threshold(
-        "batch_predictions", mse, threshold, f"{registry.model_name} version {version}"
+        "batch_predictions", found.mse, threshold, f"{registry.model_name} version {version}"
     )
     return BundleSource(
-        ref=ArtifactRef(uri=tags["bundle_uri"], sha256=tags["bundle_sha256"]),
+        ref=ArtifactRef(uri=found.uri, sha256=found.sha256),
         provenance={
-            "model_package_version": version,
-            "model_package_approval": tags.get(APPROVAL_TAG, ""),
-            "model_dagster_run_id": tags.get("dagster_run_id", ""),
-            "mse": mse,
+            "model_package_version": found.version,
+            "model_package_approval": found.approval_status,
+            "model_dagster_run_id": found.dagster_run_id,
+            "mse": found.mse,
         },
     )
 
@@ -85,6 +65,7 @@ def registered_bundle(registry: ModelRegistry, version: int, threshold: float) -
     group_name="deployment",
     deps=["trained_model", "preprocessor", "evaluation_report"],
     kinds={"xgboost"},
+    tags={STEP_TAG: "AbaloneCreateModel"},
     description="SageMaker step AbaloneCreateModel: a bundle of the fitted preprocessor, the "
     "booster and the inference spec (input columns, content type text/csv). Gated by "
     "mse_within_threshold.",
@@ -129,8 +110,7 @@ def deployable_model(
     manifest = json.loads(store.read_bytes(ArtifactRef(f"{ref.uri}/{MANIFEST_FILE}", ref.sha256)))
     return dg.MaterializeResult(
         metadata={
-            "uri": ref.uri,
-            "sha256": ref.sha256,
+            **ref.as_metadata(),
             "files": dg.MetadataValue.json(manifest["files"]),
             "model_uri": model.ref.uri,
             "model_sha256": model.ref.sha256,
@@ -148,6 +128,7 @@ def deployable_model(
     group_name="deployment",
     deps=["deployable_model", "evaluation_report"],
     kinds={"csv"},
+    tags={STEP_TAG: "AbaloneTransform"},
     description="SageMaker step AbaloneTransform: one predicted rings value per row of "
     "BatchData (headerless CSV, input order), from raw feature rows through the bundle's own "
     "preprocessor, streamed in chunks. Gated by mse_within_threshold.",
@@ -200,8 +181,7 @@ def batch_predictions(
         raise dg.Failure(description=str(named_by_uri(exc, batch_uri))) from exc
     return dg.MaterializeResult(
         metadata={
-            "uri": ref.uri,
-            "sha256": ref.sha256,
+            **ref.as_metadata(),
             "dagster/row_count": rows[0],
             "batch_data": batch_uri,
             "batch_sha256": source.sha256,

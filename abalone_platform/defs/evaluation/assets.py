@@ -10,7 +10,6 @@ from abalone_platform.defs.shared.upstream import (
     upstream,
     upstream_in_run,
 )
-from abalone_platform.defs.training.assets import read_split
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import load_booster
 from abalone_platform.ml.evaluate import (
@@ -19,6 +18,7 @@ from abalone_platform.ml.evaluate import (
     split_predictions,
 )
 from abalone_platform.ml.plots import evaluation_figures, markdown_image
+from abalone_platform.sagemaker import OUTPUT_TAG, STEP_TAG
 
 
 def report_markdown(report: dict) -> str:
@@ -35,6 +35,7 @@ def report_markdown(report: dict) -> str:
     group_name="evaluation",
     deps=["trained_model", "test_split"],
     kinds={"json"},
+    tags={STEP_TAG: "AbaloneEval", OUTPUT_TAG: "evaluation"},
     description="SageMaker step AbaloneEval (property file EvaluationReport): evaluation.json "
     '{"regression_metrics": {"mse": {"value", "standard_deviation"}, "rmse", "mae", "r2"}} '
     "on the test split. Metadata: the report as a table, mse (plotted across runs), a "
@@ -53,7 +54,7 @@ def evaluation_report(
         processing_run_of(model, needed_by="evaluation_report"),
         needed_by="evaluation_report",
     )
-    test = read_split(artifacts, test_up)
+    test = artifacts.read_parquet(test_up.ref)
     actual, predicted = split_predictions(booster, test)
     report = report_from_predictions(actual, predicted)
     ref = artifacts.store.write_bytes(
@@ -62,8 +63,7 @@ def evaluation_report(
     metrics = report["regression_metrics"]
     return dg.MaterializeResult(
         metadata={
-            "uri": ref.uri,
-            "sha256": ref.sha256,
+            **ref.as_metadata(),
             "mse": dg.MetadataValue.float(metrics["mse"]["value"]),
             "mse_standard_deviation": dg.MetadataValue.float(metrics["mse"]["standard_deviation"]),
             "rmse": dg.MetadataValue.float(metrics["rmse"]["value"]),

@@ -8,14 +8,21 @@ from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParame
 from abalone_platform.defs.shared.upstream import EVALUATION_REPORT, upstream
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.evaluate import MSE_JSON_PATH, gate_failure_message, mse_within, report_mse
+from abalone_platform.sagemaker import CHECK_STEPS_METADATA
 
 
+# A multi-asset check for a single check, because the gate must do two things an @asset_check
+# cannot: record its evaluation (passed=False, with the observed mse and the threshold, which
+# the UI, `executions describe` and later runs' require_passed_gate read) AND then fail the step
+# with the reference's FailStep message. An @asset_check returns its one result, so raising
+# dg.Failure would lose the evaluation; here the result is yielded first and the raise follows.
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(
             "mse_within_threshold",
             asset=EVALUATION_REPORT,
             blocking=True,
+            metadata={CHECK_STEPS_METADATA: ["AbaloneMSECond", "AbaloneMSEFail"]},
             description="SageMaker steps AbaloneMSECond + AbaloneMSEFail: passes when "
             f"{MSE_JSON_PATH} <= MseThreshold; otherwise fails the run with 'Execution failed "
             "due to MSE > {MseThreshold}' and skips deployable_model, batch_predictions and "

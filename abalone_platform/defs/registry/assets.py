@@ -5,18 +5,20 @@ import json
 import dagster as dg
 
 from abalone_platform.code_version import code_version
-from abalone_platform.defs.registry.resources import ModelRegistry
-from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry, PipelineParameters
 from abalone_platform.defs.shared.upstream import bundle_of, chain_metadata, require_passed_gate
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import inference_spec, read_bundle
 from abalone_platform.registry import MODEL_PACKAGE_GROUP
+from abalone_platform.sagemaker import STEP_TAG
+from abalone_platform.storage.artifacts import ArtifactRef
 
 
 @dg.asset(
     group_name="registry",
     deps=["deployable_model", "evaluation_report"],
     kinds={"mlflow"},
+    tags={STEP_TAG: "AbaloneRegisterModel"},
     description="SageMaker step AbaloneRegisterModel: a new version of registered model "
     f"{MODEL_PACKAGE_GROUP} in MLflow, tagged ModelApprovalStatus, with the evaluation "
     "metrics, the inference spec and the Dagster run id. Gated by mse_within_threshold. "
@@ -65,8 +67,8 @@ def model_package(
     )
     return dg.MaterializeResult(
         metadata={
-            "uri": source,
-            "sha256": bundle.ref.sha256,
+            # The version is found by its MLflow source; its bytes are the bundle's.
+            **ArtifactRef(source, bundle.ref.sha256).as_metadata(),
             "model_package_group": MODEL_PACKAGE_GROUP,
             "model_package_version": int(version),
             "approval_status": status,
@@ -75,7 +77,9 @@ def model_package(
             "evaluation_run_id": evaluation.run_id,
             "mse_threshold": dg.MetadataValue.float(threshold),
             **chain_metadata(bundle, evaluation),
-            "mlflow_model_uri": f"models:/{MODEL_PACKAGE_GROUP}/{version}",
+            # The version's address in the registry. Not yet loadable with mlflow.pyfunc (the
+            # version holds the bundle's files, not an MLflow model), hence not "model_uri".
+            "registered_version_uri": f"models:/{MODEL_PACKAGE_GROUP}/{version}",
             "where_in_mlflow": dg.MetadataValue.md(
                 f"`mlflow ui --backend-store-uri {registry.tracking_uri}`, then "
                 f"Models > {MODEL_PACKAGE_GROUP} > Version {version} "

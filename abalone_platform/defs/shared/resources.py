@@ -1,4 +1,4 @@
-"""The run's parameters and the artifact store, each set in one place.
+"""The run's parameters, the artifact store and the model registry, each set in one place.
 
 `PipelineParameters` is SageMaker's ParameterString / ParameterInteger / ParameterFloat set:
 configured once per run under `resources.parameters.config` (UI launchpad, `dagster job execute
@@ -7,10 +7,12 @@ configured once per run under `resources.parameters.config` (UI launchpad, `dags
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr, field_validator
 
@@ -18,9 +20,21 @@ from abalone_platform.errors import InputDataError
 from abalone_platform.ml.data import count_columns
 from abalone_platform.ml.predict import BATCH_PARAMETER
 from abalone_platform.ml.train import InstanceTypeError, instance_vcpus
-from abalone_platform.registry import ModelApprovalStatus
-from abalone_platform.settings import abalone_home, artifact_root_setting
-from abalone_platform.storage.artifacts import LocalArtifactStore, S3ArtifactStore
+from abalone_platform.registry import (
+    MODEL_PACKAGE_GROUP,
+    ModelApprovalStatus,
+    Registry,
+    open_registry,
+    register_version,
+)
+from abalone_platform.sagemaker import parameter_extra, parameter_name, sagemaker_parameter
+from abalone_platform.settings import (
+    abalone_home,
+    artifact_root_setting,
+    mlflow_artifact_root,
+    tracking_uri,
+)
+from abalone_platform.storage.artifacts import ArtifactRef, LocalArtifactStore, S3ArtifactStore
 from abalone_platform.storage.inputs import (
     UCI_ABALONE_URL,
     ResolvedInput,
@@ -38,32 +52,38 @@ class PipelineParameters(dg.ConfigurableResource):
 
     processing_instance_count: int = Field(
         default=1,
+        json_schema_extra=sagemaker_parameter("ProcessingInstanceCount", "Integer"),
         description="ProcessingInstanceCount (Integer, default 1): worker processes for "
         "processing and batch transform.",
     )
     training_instance_type: str = Field(
         default="ml.m5.xlarge",
+        json_schema_extra=sagemaker_parameter("TrainingInstanceType", "String"),
         description="TrainingInstanceType (String, default ml.m5.xlarge): its vCPU count caps "
         "XGBoost's threads; GPU families (ml.p*, ml.g*) train on CUDA.",
     )
     model_approval_status: ModelApprovalStatus = Field(
         default=ModelApprovalStatus.PendingManualApproval,
+        json_schema_extra=sagemaker_parameter("ModelApprovalStatus", "String"),
         description="ModelApprovalStatus (String, default PendingManualApproval): the status the "
         "registered model package version gets: PendingManualApproval, Approved or Rejected.",
     )
     input_data: str = Field(
         default="",
+        json_schema_extra=sagemaker_parameter("InputData", "String"),
         description="InputData (String): the abalone CSV to train on; a path, file://, https:// "
         "or s3:// URI. Empty: $ABALONE_INPUT_DATA, else the UCI file (downloaded once).",
     )
     batch_data: str = Field(
         default="",
+        json_schema_extra=sagemaker_parameter("BatchData", "String"),
         description="BatchData (String): headerless CSV of the 8 raw feature columns (a 9th, "
         "rings, is ignored) for the batch transform; a path, file://, https:// or s3:// URI. "
         "Empty: $ABALONE_BATCH_DATA, else the input data itself.",
     )
     mse_threshold: float = Field(
         default=6.0,
+        json_schema_extra=sagemaker_parameter("MseThreshold", "Float"),
         description="MseThreshold (Float, default 6.0): the gate passes when the test MSE is at "
         "most this; otherwise the run fails with 'Execution failed due to MSE > {MseThreshold}'.",
     )
@@ -128,16 +148,23 @@ class PipelineParameters(dg.ConfigurableResource):
             return
         check_batch_data_shape(self.effective_batch_data)
 
+    def effective_value(self, field_name: str) -> object:
+        """A parameter's value as a run uses it: empty data parameters resolved (see
+        effective_input_data), enums as their value."""
+        value = getattr(self, f"effective_{field_name}", getattr(self, field_name))
+        return getattr(value, "value", value)
+
     def as_sagemaker_parameters(self) -> dict[str, object]:
-        return {
-            "ProcessingInstanceCount": self.processing_instance_count,
-            "TrainingInstanceType": self.training_instance_type,
-            "ModelApprovalStatus": self.model_approval_status.value,
-            "InputData": self.effective_input_data,
-            "BatchData": self.effective_batch_data,
-            "MseThreshold": self.mse_threshold,
-            "Seed": self.seed,
+        """The values of the fields with a SageMaker counterpart (their json_schema_extra), by
+        SageMaker name, plus the seed (as "Seed"), which the reference has not."""
+        fields = type(self).model_fields
+        values = {
+            parameter_name(name, info.json_schema_extra): self.effective_value(name)
+            for name, info in fields.items()
+            if parameter_extra(info.json_schema_extra)
         }
+        values[parameter_name("seed", fields["seed"].json_schema_extra)] = self.seed
+        return values
 
 
 BATCH_PREDICTIONS = dg.AssetKey("batch_predictions")
@@ -201,6 +228,16 @@ class ArtifactStore(dg.ConfigurableResource):
     def cache_dir(self) -> Path:
         return Path(self.root) / "cache"
 
+    def write_parquet(self, asset: str, run_id: str, name: str, frame: pd.DataFrame) -> ArtifactRef:
+        """A split (or any table) as a Parquet artifact of ``asset`` in run ``run_id``."""
+        sink = io.BytesIO()
+        frame.to_parquet(sink, index=False)
+        return self.store.write_bytes(asset, run_id, name, sink.getvalue())
+
+    def read_parquet(self, ref: ArtifactRef) -> pd.DataFrame:
+        """A Parquet artifact, read only after its bytes match the recorded sha256."""
+        return pd.read_parquet(io.BytesIO(self.store.read_bytes(ref)))
+
     def resolve_input(self, uri: str, parameter: str, env_hint: str) -> ResolvedInput:
         return resolve_input(
             uri,
@@ -211,3 +248,70 @@ class ArtifactStore(dg.ConfigurableResource):
                 s3_uri, cache, parameter
             ),
         )
+
+
+# The model registry (SageMaker's model package group): a thin configuration of
+# abalone_platform.registry, which owns the registry's rules (statuses, lookup, the alias,
+# locking, registration) for the pipeline and the CLI alike. Default backend: SQLite under
+# ABALONE_HOME with artifacts beside it; MLFLOW_TRACKING_URI points it at a tracking server.
+# mlflow is imported only when the registry is used (its import costs seconds).
+class ModelRegistry(dg.ConfigurableResource):
+    """An MLflow model registry holding the model package group's versions."""
+
+    tracking_uri: str = Field(
+        description="MLflow tracking/registry URI (MLFLOW_TRACKING_URI, else SQLite under "
+        "ABALONE_HOME)."
+    )
+    artifact_root: str = Field(
+        description="Where MLflow stores a new experiment's artifacts (ABALONE_HOME/mlartifacts)."
+    )
+    model_name: str = Field(
+        default=MODEL_PACKAGE_GROUP, description="Registered model (model package group) name."
+    )
+
+    def open(self) -> Registry:
+        """The registry (an embedded SQLite database is created or checked first)."""
+        return open_registry(self.tracking_uri, self.model_name)
+
+    def register(
+        self,
+        *,
+        bundle_dir: Path,
+        approval_status: str,
+        metrics: dict[str, float],
+        params: dict[str, object],
+        tags: dict[str, str],
+    ) -> tuple[str, str]:
+        """A new version of the bundle in ``bundle_dir``: see registry.register_version."""
+        return register_version(
+            self.open(),
+            artifact_root=self.artifact_root,
+            bundle_dir=bundle_dir,
+            approval_status=approval_status,
+            metrics=metrics,
+            params=params,
+            tags=tags,
+        )
+
+
+def default_registry() -> ModelRegistry:
+    return ModelRegistry(tracking_uri=tracking_uri(), artifact_root=mlflow_artifact_root())
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The resources every asset, check and sensor uses, built from the environment at each
+    load of the code location (a function, not module-level objects, for that reason)."""
+    # Endpoint, region and credentials stay with boto3's standard chain (AWS_ENDPOINT_URL,
+    # AWS_PROFILE, ...): nothing secret in Dagster config, and AWS / MinIO / moto alike.
+    s3 = S3Resource()
+    return dg.Definitions(
+        resources={
+            "parameters": PipelineParameters(),
+            "s3": s3,
+            "artifacts": ArtifactStore(
+                root=str(abalone_home()), artifact_root=artifact_root_setting(), s3=s3
+            ),
+            "registry": default_registry(),
+        }
+    )

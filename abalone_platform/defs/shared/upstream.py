@@ -18,12 +18,10 @@ from typing import Any
 import dagster as dg
 
 from abalone_platform.ml.evaluate import gate_failure_message
-from abalone_platform.storage.artifacts import ArtifactRef
+from abalone_platform.storage.artifacts import SHA256_KEY, UPSTREAM_KEY, ArtifactRef
 
 EVALUATION_REPORT = dg.AssetKey("evaluation_report")
 GATE_CHECK = dg.AssetCheckKey(EVALUATION_REPORT, "mse_within_threshold")
-# The metadata entry holding what a materialization was made from.
-CHAIN_METADATA_KEY = "upstream"
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Upstream:
     @property
     def chain(self) -> dict[str, dict[str, str]]:
         """What this materialization was made from: {asset: {run_id, sha256, uri}}."""
-        chain = self.metadata.get(CHAIN_METADATA_KEY)
+        chain = self.metadata.get(UPSTREAM_KEY)
         return chain if isinstance(chain, dict) else {}
 
     def describe(self) -> str:
@@ -57,14 +55,15 @@ StepContext = dg.AssetExecutionContext | dg.AssetCheckExecutionContext
 def _from_record(asset_key: dg.AssetKey, record: dg.EventLogRecord) -> Upstream:
     materialization = record.asset_materialization
     metadata = {k: _value(v) for k, v in materialization.metadata.items()}
-    if "uri" not in metadata or "sha256" not in metadata:
+    ref = ArtifactRef.from_metadata(metadata)
+    if ref is None:
         raise dg.Failure(
             description=f"{asset_key.to_user_string()} materialization in run {record.run_id} "
             "records no artifact uri/sha256"
         )
     return Upstream(
         key=asset_key,
-        ref=ArtifactRef(uri=str(metadata["uri"]), sha256=str(metadata["sha256"])),
+        ref=ref,
         run_id=record.run_id,
         metadata=metadata,
     )
@@ -121,20 +120,6 @@ def upstream_in_run(
     return found
 
 
-def made_from(context: StepContext, consumer: Upstream, key: str, *, needed_by: str) -> Upstream:
-    """The ``key`` materialization that ``consumer`` was made from, by its recorded chain."""
-    link = consumer.chain.get(key)
-    if not link:
-        raise dg.Failure(
-            description=f"Refusing to build {needed_by}: {consumer.describe()} records no "
-            f"{key} it was made from (it predates version tracking); run the abalone_pipeline "
-            "job to rebuild it"
-        )
-    return upstream_in_run(
-        context, key, link["run_id"], needed_by=needed_by, sha256=link.get("sha256")
-    )
-
-
 def processing_run_of(model: Upstream, *, needed_by: str) -> str:
     """The AbaloneProcess run whose train split ``model`` (a trained_model) was trained on."""
     link = model.chain.get("train_split")
@@ -149,7 +134,7 @@ def processing_run_of(model: Upstream, *, needed_by: str) -> str:
 def require_made_from(consumer: Upstream, source: Upstream, *, needed_by: str, hint: str) -> None:
     """Refuse unless ``consumer`` was made from exactly ``source``."""
     link = consumer.chain.get(source.name, {})
-    if link.get("run_id") == source.run_id and link.get("sha256") == source.ref.sha256:
+    if link.get("run_id") == source.run_id and link.get(SHA256_KEY) == source.ref.sha256:
         return
     made = f"run {link['run_id']}" if link else "no recorded version"
     raise dg.Failure(
@@ -173,11 +158,8 @@ def bundle_of(context: StepContext, evaluation: Upstream, needed_by: str) -> Ups
 def chain_metadata(*inputs: Upstream) -> dict[str, dg.MetadataValue]:
     """The ``upstream`` metadata entry: each input's run, sha256 and uri."""
     return {
-        CHAIN_METADATA_KEY: dg.MetadataValue.json(
-            {
-                up.name: {"run_id": up.run_id, "sha256": up.ref.sha256, "uri": up.ref.uri}
-                for up in inputs
-            }
+        UPSTREAM_KEY: dg.MetadataValue.json(
+            {up.name: {"run_id": up.run_id, **up.ref.as_metadata()} for up in inputs}
         )
     }
 

@@ -1,14 +1,10 @@
 """AbaloneTrain: XGBoost on the train split, validated per round on the validation split."""
 
-import io
-
 import dagster as dg
-import pandas as pd
 
 from abalone_platform.code_version import code_version
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import (
-    Upstream,
     chain_metadata,
     upstream,
     upstream_in_run,
@@ -16,16 +12,14 @@ from abalone_platform.defs.shared.upstream import (
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.plots import markdown_image, validation_curve_png
 from abalone_platform.ml.train import InstanceTypeError, resolve_compute, train_model
-
-
-def read_split(artifacts: ArtifactStore, split: Upstream) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(artifacts.store.read_bytes(split.ref)))
+from abalone_platform.sagemaker import STEP_TAG
 
 
 @dg.asset(
     group_name="training",
     deps=["train_split", "validation_split"],
     kinds={"xgboost"},
+    tags={STEP_TAG: "AbaloneTrain"},
     description="SageMaker step AbaloneTrain: XGBoost reg:squarederror, 50 rounds, max_depth 5, "
     "eta 0.2, gamma 4, min_child_weight 6, subsample 0.7, seeded; saved in XGBoost's own UBJSON "
     "format. Metadata: the per-round validation RMSE, as numbers and as a curve.",
@@ -43,16 +37,15 @@ def trained_model(
     validation_up = upstream_in_run(
         context, "validation_split", train_up.run_id, needed_by="trained_model"
     )
-    train = read_split(artifacts, train_up)
-    validation = read_split(artifacts, validation_up)
+    train = artifacts.read_parquet(train_up.ref)
+    validation = artifacts.read_parquet(validation_up.ref)
     result = train_model(train, validation, seed=parameters.seed, compute=compute)
     ref = artifacts.store.write_bytes(
         "trained_model", context.run.run_id, "model.ubj", bytes(result.booster.save_raw("ubj"))
     )
     return dg.MaterializeResult(
         metadata={
-            "uri": ref.uri,
-            "sha256": ref.sha256,
+            **ref.as_metadata(),
             "training_instance_type": compute.instance_type,
             "nthread": compute.nthread,
             "device": compute.device,

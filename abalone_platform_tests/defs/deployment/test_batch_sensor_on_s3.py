@@ -7,7 +7,7 @@ import dagster as dg
 from dagster._serdes import serialize_value
 
 from abalone_platform.definitions import build_defs
-from abalone_platform.defs.registry.resources import default_registry
+from abalone_platform.defs.shared.resources import default_registry
 from abalone_platform_tests.support.pipeline import run_pipeline
 from abalone_platform_tests.support.project import ASSETS
 from abalone_platform_tests.support.s3_server import S3Server
@@ -59,7 +59,7 @@ def test_pipeline_and_batch_sensor_on_s3(
         # The registry version: SQLite stays local, its artifacts went to the bucket.
         registry = default_registry()
         assert registry.artifact_root == f"s3://{bucket}/artifacts/mlartifacts"
-        version = registry.client().get_model_version(registry.model_name, "1")
+        version = registry.open().client.get_model_version(registry.model_name, "1")
         assert version.tags["bundle_uri"].startswith(f"s3://{bucket}/artifacts/deployable_model/")
         assert version.source.startswith(f"s3://{bucket}/artifacts/mlartifacts/")
         mlflow_keys = keys(client, bucket, "artifacts/mlartifacts/")

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 from dagster._core.scheduler.instigation import InstigatorType
 
-from abalone_platform.defs.data.sensors import SOURCE_TAG
+from abalone_platform.defs.shared.watch import SOURCE_TAG
 from abalone_platform_tests.support.dagster_dev import dagster_dev
 from abalone_platform_tests.support.project import Env, make_env
 

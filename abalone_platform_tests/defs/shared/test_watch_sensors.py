@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from abalone_platform.defs.data.sensors import WatchSettings, build_input_sensor, watch_settings
+from abalone_platform.defs.data.sensors import build_input_sensor
 from abalone_platform.defs.deployment.sensors import build_batch_sensor
-from abalone_platform.defs.registry.resources import ModelRegistry
-from abalone_platform.defs.shared.resources import ArtifactStore
+from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry
+from abalone_platform.defs.shared.watch import WatchSettings, watch_settings
 from abalone_platform_tests.support.s3_server import S3Server
 from abalone_platform_tests.support.ticks import tick
 
