@@ -19,7 +19,7 @@ endif
 endif
 CONFIG ?=
 
-.PHONY: setup run dev test lint format bench clean
+.PHONY: setup run dev test test-fast lint format bench clean
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -37,6 +37,10 @@ dev: setup  ## the Dagster UI on http://127.0.0.1:3000
 PYTEST_WORKERS ?= 2
 test: setup
 	$(UV) run --frozen --no-sync pytest -ra $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+
+# The loop while editing: everything not marked slow (see abalone_platform_tests/conftest.py).
+test-fast: setup
+	$(UV) run --frozen --no-sync pytest -q -m "not slow" $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 lint: setup
 	$(UV) run --frozen --no-sync ruff check .

@@ -5,7 +5,7 @@ import pytest
 
 from abalone_platform.definitions import build_defs
 from abalone_platform.sagemaker import SAGEMAKER_STEPS, STEP_TAG, parameter_extra
-from abalone_platform_tests.support.project import PIPELINE_STEPS
+from abalone_platform_tests.support.project import PIPELINE_STEPS, SAGEMAKER_STEP_OF_ASSET
 
 ASSET_DEPS = {
     "train_split": set(),
@@ -49,17 +49,7 @@ def test_every_asset_says_which_sagemaker_step_it_stands_for(defs: dg.Definition
         step = graph.get(key).tags.get(STEP_TAG)
         assert step in SAGEMAKER_STEPS, key
         steps[key.to_user_string()] = step
-    assert steps == {
-        "train_split": "AbaloneProcess",
-        "validation_split": "AbaloneProcess",
-        "test_split": "AbaloneProcess",
-        "preprocessor": "AbaloneProcess",
-        "trained_model": "AbaloneTrain",
-        "evaluation_report": "AbaloneEval",
-        "deployable_model": "AbaloneCreateModel",
-        "batch_predictions": "AbaloneTransform",
-        "model_package": "AbaloneRegisterModel",
-    }
+    assert steps == SAGEMAKER_STEP_OF_ASSET
 
 
 def test_the_pipeline_job_selects_everything_in_process(defs: dg.Definitions) -> None:

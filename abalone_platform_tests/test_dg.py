@@ -9,7 +9,7 @@ import json
 import pytest
 
 from abalone_platform_tests.support.dagster_dev import DG_DEV, LOCATION, dagster_dev
-from abalone_platform_tests.support.project import ASSETS, BIN, Env
+from abalone_platform_tests.support.project import ASSETS, BIN, SAGEMAKER_STEP_OF_ASSET, Env
 from abalone_platform_tests.support.registry import registered_versions
 
 APPROVED = {"resources": {"parameters": {"config": {"model_approval_status": "Approved"}}}}
@@ -32,15 +32,7 @@ def test_check_and_list_defs(env: Env) -> None:
     assert {
         a["asset_key"]: {t["key"]: t["value"] for t in a["tags"]}.get("sagemaker/step")
         for a in defs["assets"]
-    } == {
-        **dict.fromkeys(["train_split", "validation_split", "test_split"], "AbaloneProcess"),
-        "preprocessor": "AbaloneProcess",
-        "trained_model": "AbaloneTrain",
-        "evaluation_report": "AbaloneEval",
-        "deployable_model": "AbaloneCreateModel",
-        "batch_predictions": "AbaloneTransform",
-        "model_package": "AbaloneRegisterModel",
-    }
+    } == SAGEMAKER_STEP_OF_ASSET
     assert [c["key"] for c in defs["asset_checks"]] == ["evaluation_report:mse_within_threshold"]
     assert [j["name"] for j in defs["jobs"]] == ["abalone_pipeline"]
     assert sorted(s["name"] for s in defs["sensors"]) == [

@@ -41,10 +41,6 @@ PREDICT_ROWS = 1 << 17
 PIECE_BYTES = 16 << 20
 
 
-def predict_rows(bundle: ModelBundle, rows: AbaloneColumns) -> np.ndarray:
-    return predict_features(bundle.booster, bundle.preprocessor.transform(rows))
-
-
 def _write_predictions(predictions: np.ndarray, sink: pa.NativeFile) -> None:
     pacsv.write_csv(pa.table({"p": pa.array(predictions, type=pa.float32())}), sink, _WRITE_OPTIONS)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from abalone_platform.errors import InputDataError
-from abalone_platform.ml.bundle import read_bundle, write_bundle
+from abalone_platform.ml.bundle import predict_features, read_bundle, write_bundle
 from abalone_platform.ml.data import line_aligned_ranges, read_abalone_csv
-from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform, predict_rows
+from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
 
 # Small enough that the UCI file (192 kB) and its copies split into several ranges and blocks.
 SMALL_WORKER_BYTES = 16 << 10
@@ -42,7 +42,8 @@ def big_file(abalone_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def expected_predictions(bundle: tuple[Path, str], path: Path) -> np.ndarray:
     """The reference: the whole file read at once and predicted in one call."""
     loaded = read_bundle(*bundle)
-    return predict_rows(loaded, read_abalone_csv(path, BATCH_PARAMETER, require_label=False))
+    rows = read_abalone_csv(path, BATCH_PARAMETER, require_label=False)
+    return predict_features(loaded.booster, loaded.preprocessor.transform(rows))
 
 
 def read_output(path: Path) -> np.ndarray:

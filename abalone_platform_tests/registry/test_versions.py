@@ -13,6 +13,7 @@ from abalone_platform.registry import (
     UnknownVersionError,
     describe_version,
     list_versions,
+    register_version,
     validate_transition,
 )
 from abalone_platform_tests.support.registry import approve, reject
@@ -29,7 +30,9 @@ def make_registry(root: Path, statuses: list[str]) -> Registry:
     bundle.mkdir()
     (bundle / "manifest.json").write_text("{}")
     for number, status in enumerate(statuses, start=1):
-        resource.register(
+        register_version(
+            resource.open(),
+            artifact_root=resource.artifact_root,
             bundle_dir=bundle,
             approval_status=status,
             metrics={"mse": 4.0 + number},

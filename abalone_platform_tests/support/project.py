@@ -51,6 +51,18 @@ ASSETS = (
     "model_package",
 )
 UNGATED_ASSETS = ASSETS[:6]
+# The SageMaker step each asset stands for (its `sagemaker/step` tag).
+SAGEMAKER_STEP_OF_ASSET = {
+    "train_split": "AbaloneProcess",
+    "validation_split": "AbaloneProcess",
+    "test_split": "AbaloneProcess",
+    "preprocessor": "AbaloneProcess",
+    "trained_model": "AbaloneTrain",
+    "evaluation_report": "AbaloneEval",
+    "deployable_model": "AbaloneCreateModel",
+    "batch_predictions": "AbaloneTransform",
+    "model_package": "AbaloneRegisterModel",
+}
 # The job's steps (Dagster ops), in pipeline order: processing is one multi-asset step, the gate
 # its own step.
 PIPELINE_STEPS = (

@@ -7,10 +7,10 @@ and ABALONE_SENSORS_RUNNING, read when the code location loads (see defs/shared/
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 
-from abalone_platform.defs.shared.resources import ModelRegistry
 from abalone_platform.defs.shared.watch import (
     SOURCE_TAG,
     WatchSettings,
@@ -22,7 +22,7 @@ from abalone_platform.storage.watch import WatchedObject
 
 
 def _training_runs(
-    files: Sequence[WatchedObject], registry: ModelRegistry, location: str
+    files: Sequence[WatchedObject], resources: Any, location: str
 ) -> list[dg.RunRequest]:
     return [
         dg.RunRequest(

@@ -9,6 +9,7 @@ model_package_version to the Approved version: nothing is retrained.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -27,8 +28,9 @@ MODEL_VERSION_TAG = "abalone/model_package_version"
 
 
 def _scoring_runs(
-    files: Sequence[WatchedObject], registry: ModelRegistry, location: str
+    files: Sequence[WatchedObject], resources: Any, location: str
 ) -> list[dg.RunRequest] | str:
+    registry: ModelRegistry = resources.registry
     version = approved_version(registry.open())
     if version is None:
         # The files stay pending in the cursor: they run as soon as a version is approved.
@@ -57,6 +59,7 @@ def build_batch_sensor(settings: WatchSettings | None = None) -> dg.SensorDefini
         "only materializes batch_predictions for it with the current Approved model package "
         "(no retraining). Skips while no version is Approved.",
         runs_for=_scoring_runs,
+        resource_keys=frozenset({"registry"}),
     )
 
 

@@ -9,7 +9,7 @@ from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry,
 from abalone_platform.defs.shared.upstream import bundle_of, chain_metadata, require_passed_gate
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import inference_spec, read_bundle
-from abalone_platform.registry import MODEL_PACKAGE_GROUP
+from abalone_platform.registry import MODEL_PACKAGE_GROUP, register_version
 from abalone_platform.sagemaker import STEP_TAG
 from abalone_platform.storage.artifacts import ArtifactRef
 
@@ -44,7 +44,9 @@ def model_package(
         report["regression_metrics"]["mse"]["standard_deviation"]
     )
     status = parameters.model_approval_status.value
-    version, source = registry.register(
+    version, source = register_version(
+        registry.open(),
+        artifact_root=registry.artifact_root,
         bundle_dir=bundle_dir,
         approval_status=status,
         metrics=metrics,

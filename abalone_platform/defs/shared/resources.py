@@ -25,7 +25,6 @@ from abalone_platform.registry import (
     ModelApprovalStatus,
     Registry,
     open_registry,
-    register_version,
 )
 from abalone_platform.sagemaker import parameter_extra, parameter_name, sagemaker_parameter
 from abalone_platform.settings import (
@@ -272,26 +271,6 @@ class ModelRegistry(dg.ConfigurableResource):
     def open(self) -> Registry:
         """The registry (an embedded SQLite database is created or checked first)."""
         return open_registry(self.tracking_uri, self.model_name)
-
-    def register(
-        self,
-        *,
-        bundle_dir: Path,
-        approval_status: str,
-        metrics: dict[str, float],
-        params: dict[str, object],
-        tags: dict[str, str],
-    ) -> tuple[str, str]:
-        """A new version of the bundle in ``bundle_dir``: see registry.register_version."""
-        return register_version(
-            self.open(),
-            artifact_root=self.artifact_root,
-            bundle_dir=bundle_dir,
-            approval_status=approval_status,
-            metrics=metrics,
-            params=params,
-            tags=tags,
-        )
 
 
 def default_registry() -> ModelRegistry:

@@ -18,11 +18,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from abalone_platform.defs.shared.jobs import abalone_pipeline
-from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry
+from abalone_platform.defs.shared.resources import ArtifactStore
 from abalone_platform.settings import abalone_home
 from abalone_platform.storage.watch import (
     ListingError,
@@ -98,17 +99,23 @@ def _waiting_reason(plan: TickPlan, location: str) -> str:
     return f"No new or changed data files in {location}"
 
 
-# What to do with the files that are ready (given the registry and the watched location):
-# their run requests, or a reason to skip this tick that keeps them pending (they are offered
-# again on the next tick).
-RunsForFiles = Callable[[Sequence[WatchedObject], ModelRegistry, str], list[dg.RunRequest] | str]
+# What to do with the files that are ready (given the sensor's resources and the watched
+# location): their run requests, or a reason to skip this tick that keeps them pending (they are
+# offered again on the next tick).
+RunsForFiles = Callable[[Sequence[WatchedObject], Any, str], list[dg.RunRequest] | str]
 
 
 def build_watch_sensor(
-    *, name: str, settings: WatchSettings, description: str, runs_for: RunsForFiles
+    *,
+    name: str,
+    settings: WatchSettings,
+    description: str,
+    runs_for: RunsForFiles,
+    resource_keys: frozenset[str] = frozenset(),
 ) -> dg.SensorDefinition:
     """A sensor on ``settings.location`` that asks ``runs_for`` what to run for each new or
-    changed file once it is stable across two ticks, and remembers what it ran in its cursor."""
+    changed file once it is stable across two ticks, and remembers what it ran in its cursor.
+    It uses the artifact store (S3 access) and ``resource_keys``, which ``runs_for`` reads."""
 
     @dg.sensor(
         name=name,
@@ -116,11 +123,14 @@ def build_watch_sensor(
         minimum_interval_seconds=settings.interval_s,
         default_status=settings.default_status,
         description=description,
+        required_resource_keys={"artifacts", *resource_keys},
     )
     def watch(
-        context: dg.SensorEvaluationContext, artifacts: ArtifactStore, registry: ModelRegistry
+        context: dg.SensorEvaluationContext, **_resources: object
     ) -> dg.SensorResult | dg.SkipReason:
-        plan = _plan(context, settings, artifacts)
+        # Resources are read from the context: the daemon provides them there; a direct call
+        # (build_sensor_context in tests) passes them as keyword arguments too.
+        plan = _plan(context, settings, context.resources.artifacts)
         if isinstance(plan, dg.SkipReason):
             return plan
         if not plan.ready:
@@ -128,7 +138,7 @@ def build_watch_sensor(
                 skip_reason=_waiting_reason(plan, settings.location),
                 cursor=plan.state.to_cursor(),
             )
-        runs = runs_for(plan.ready, registry, settings.location)
+        runs = runs_for(plan.ready, context.resources, settings.location)
         if isinstance(runs, str):
             return dg.SensorResult(skip_reason=runs, cursor=plan.state.to_cursor())
         return dg.SensorResult(run_requests=runs, cursor=plan.mark_done(plan.ready).to_cursor())
