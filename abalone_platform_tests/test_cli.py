@@ -89,6 +89,7 @@ def test_definition_is_json(notebook):
     assert len(definition["Steps"]) == 7
 
 
+@pytest.mark.slow
 def test_empty_registry_and_instance(tmp_path):
     env = make_env(tmp_path, SHARED_ABALONE)
     assert "has no versions yet" in ok(cli(env, "registry", "list"))

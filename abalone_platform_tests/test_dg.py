@@ -19,6 +19,7 @@ def dg(env: Env, *args: str, timeout: float = 300):
     return env.run(str(BIN / "dg"), *args, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_check_and_list_defs(env: Env) -> None:
     checked = dg(env, "check", "defs")
     assert checked.returncode == 0, checked.stdout + checked.stderr

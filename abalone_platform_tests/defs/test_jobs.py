@@ -5,9 +5,13 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from abalone_platform_tests.support.project import REPO_ROOT, Env
 from abalone_platform_tests.support.registry import registered_versions
+
+# Runs the pipeline in subprocesses or several times over: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 CONFIGS = REPO_ROOT / "configs"
 

@@ -18,6 +18,9 @@ from abalone_platform_tests.support.faults import chain_runs, instance_of, mater
 from abalone_platform_tests.support.project import ASSETS, PIPELINE_STEPS, Env, make_env
 from abalone_platform_tests.support.registry import registered_versions
 
+# Runs the pipeline in subprocesses or several times over: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 # (moment, what the registry holds after the stopped run)
 KILL_MOMENTS = [
     ("step.abalone_process", "no registry"),

@@ -291,6 +291,7 @@ def test_the_check_names_its_steps_in_metadata():
     assert list(getattr(steps, "value", steps)) == ["AbaloneMSECond", "AbaloneMSEFail"]
 
 
+@pytest.mark.slow
 def test_definition_format_sagemaker_through_the_console_script(env: Env, sagemaker: dict):
     result = env.cli("definition", "--format", "sagemaker")
     assert result.returncode == 0, result.stderr

@@ -16,6 +16,9 @@ from abalone_platform_tests.support.notebook import applied
 from abalone_platform_tests.support.pipeline import run_pipeline
 from abalone_platform_tests.support.project import SHARED_ABALONE, Env, make_env
 
+# Runs the pipeline in subprocesses or several times over: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 PROCESSING = ["train_split", "validation_split", "test_split", "preprocessor"]
 UCI_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
 STEPS = [

@@ -38,6 +38,9 @@ from abalone_platform.registry import (
 from abalone_platform_tests.support.mlflow_server import MlflowServer, mlflow_server
 from abalone_platform_tests.support.project import BIN
 
+# Runs the pipeline in subprocesses or several times over: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 CLI = str(BIN / "abalone-platform")
 LOCK_MODEL = MODEL_PACKAGE_GROUP + LOCK_MODEL_SUFFIX
 EXPERIMENT = "abalone_platform"

@@ -16,6 +16,9 @@ import pytest
 from abalone_platform_tests.support.project import BIN, REPO_ROOT, make_env
 from abalone_platform_tests.support.registry import registered_versions
 
+# Kills and fills the disk under real pipeline runs: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -24,6 +27,7 @@ def _sha(path: Path) -> str:
 def test_killed_while_creating_the_registry_leaves_nothing_half_made(
     tmp_path: Path, abalone_file: Path
 ) -> None:
+
     env = make_env(tmp_path, abalone_file)
     killed = env.cli("registry", "list", extra={"ABALONE_FAULT": "registry.migrate=kill"})
     assert killed.returncode == -signal.SIGKILL

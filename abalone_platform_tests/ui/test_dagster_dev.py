@@ -1,8 +1,13 @@
 """`dagster dev` serves the code location and completes a run launched as the UI launches it."""
 
+import pytest
+
 from abalone_platform_tests.support.dagster_dev import LOCATION, dagster_dev
 from abalone_platform_tests.support.project import ASSETS, Env
 from abalone_platform_tests.support.registry import registered_versions
+
+# Starts a real `dagster dev`: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 LAUNCH = """
 mutation($params: ExecutionParams!) {

@@ -16,6 +16,9 @@ from abalone_platform.storage.inputs import UCI_ABALONE_SHA256, UCI_ABALONE_URL,
 from abalone_platform_tests.support.project import Env, make_env
 from abalone_platform_tests.support.registry import registered_versions
 
+# Runs the pipeline in subprocesses or several times over: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 PROCESSING = ["train_split", "validation_split", "test_split", "preprocessor"]
 GOOD = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15"
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from abalone_platform_tests.support.pipeline import run_pipeline
 from abalone_platform_tests.support.project import GATED_ASSETS, UNGATED_ASSETS, Env
@@ -53,6 +54,7 @@ def test_gate_fails_skips_gated_assets_and_registers_nothing(in_process: Env) ->
     assert not (in_process.abalone_home / "artifacts" / "deployable_model").exists()
 
 
+@pytest.mark.slow
 def test_a_later_run_cannot_build_on_a_failed_evaluation(in_process: Env) -> None:
     with dg.DagsterInstance.get() as instance:
         assert run_pipeline(instance).success
@@ -70,6 +72,7 @@ def test_a_later_run_cannot_build_on_a_failed_evaluation(in_process: Env) -> Non
     assert len(registered_versions(in_process.tracking_uri())) == 1
 
 
+@pytest.mark.slow
 def test_a_later_run_may_build_on_a_passed_evaluation(in_process: Env) -> None:
     with dg.DagsterInstance.get() as instance:
         first = run_pipeline(instance)
@@ -81,6 +84,7 @@ def test_a_later_run_may_build_on_a_passed_evaluation(in_process: Env) -> None:
         assert meta["evaluation_run_id"].value == first.run_id
 
 
+@pytest.mark.slow
 def test_parameters_are_validated_before_any_step_runs(in_process: Env, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

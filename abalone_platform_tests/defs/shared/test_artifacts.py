@@ -5,10 +5,14 @@ import subprocess
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from abalone_platform_tests.support.pipeline import run_pipeline
 from abalone_platform_tests.support.project import ASSETS, Env
 from abalone_platform_tests.support.registry import registered_versions
+
+# Runs the pipeline in subprocesses or several times over: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
 
 
 def files_under(root: Path) -> dict[str, bytes]:

@@ -17,6 +17,9 @@ from abalone_platform.defs.shared.watch import SOURCE_TAG
 from abalone_platform_tests.support.dagster_dev import dagster_dev
 from abalone_platform_tests.support.project import Env, make_env
 
+# Starts a real `dagster dev`: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 T = TypeVar("T")
 SENSOR = "new_input_data_sensor"
 

@@ -16,6 +16,9 @@ from abalone_platform_tests.support.pipeline import run_pipeline
 from abalone_platform_tests.support.project import GATED_ASSETS, Env
 from abalone_platform_tests.support.registry import registered_versions
 
+# Runs the pipeline in subprocesses or several times over: `make test-fast` leaves it out.
+pytestmark = pytest.mark.slow
+
 PROCESSING = ["train_split", "validation_split", "test_split", "preprocessor"]
 
 
