@@ -16,6 +16,7 @@ import dagster as dg
 
 from abalone_platform.errors import ExecutionError
 from abalone_platform.records.steps import pipeline_steps
+from abalone_platform.storage.artifacts import plain_metadata
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -91,7 +92,7 @@ def _gate(events: list[dg.EventLogEntry]) -> dict[str, Any] | None:
         event = entry.dagster_event
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             data = event.event_specific_data
-            metadata = {k: getattr(v, "value", v) for k, v in data.metadata.items()}
+            metadata = plain_metadata(data.metadata)
             return {
                 "check": data.check_name,
                 "passed": data.passed,

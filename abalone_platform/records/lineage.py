@@ -31,7 +31,13 @@ from abalone_platform.registry import (
     get_version,
     is_complete,
 )
-from abalone_platform.storage.artifacts import SHA256_KEY, UPSTREAM_KEY, URI_KEY, ArtifactRef
+from abalone_platform.storage.artifacts import (
+    SHA256_KEY,
+    UPSTREAM_KEY,
+    URI_KEY,
+    ArtifactRef,
+    plain_metadata,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -126,7 +132,7 @@ class _Registered:
 
 
 def _metadata(event: dg.AssetMaterialization) -> dict[str, Any]:
-    return {k: getattr(v, "value", v) for k, v in event.metadata.items()}
+    return plain_metadata(event.metadata)
 
 
 def _from_record(record: dg.EventLogRecord) -> Materialization:

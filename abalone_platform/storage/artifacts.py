@@ -38,6 +38,12 @@ SHA256_KEY = "sha256"
 UPSTREAM_KEY = "upstream"
 
 
+def plain_metadata(metadata: Mapping[str, object]) -> dict[str, object]:
+    """Materialization (or check) metadata as plain values: Dagster wraps each value in a
+    MetadataValue whose ``.value`` is the value; plain values pass through."""
+    return {key: getattr(value, "value", value) for key, value in metadata.items()}
+
+
 @dataclass(frozen=True)
 class ArtifactRef:
     """One artifact: its URI and the sha256 recorded when it was written."""
@@ -53,9 +59,7 @@ class ArtifactRef:
     def from_metadata(cls, metadata: Mapping[str, object]) -> ArtifactRef | None:
         """The artifact a materialization's metadata records (plain values or Dagster
         MetadataValues), or None when it records none."""
-        values = {
-            k: getattr(metadata.get(k), "value", metadata.get(k)) for k in (URI_KEY, SHA256_KEY)
-        }
+        values = plain_metadata({k: metadata.get(k) for k in (URI_KEY, SHA256_KEY)})
         if not values[URI_KEY] or not values[SHA256_KEY]:
             return None
         return cls(uri=str(values[URI_KEY]), sha256=str(values[SHA256_KEY]))

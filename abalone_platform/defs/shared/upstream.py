@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 
 from abalone_platform.ml.evaluate import gate_failure_message
-from abalone_platform.storage.artifacts import SHA256_KEY, UPSTREAM_KEY, ArtifactRef
+from abalone_platform.storage.artifacts import SHA256_KEY, UPSTREAM_KEY, ArtifactRef, plain_metadata
 
 EVALUATION_REPORT = dg.AssetKey("evaluation_report")
 GATE_CHECK = dg.AssetCheckKey(EVALUATION_REPORT, "mse_within_threshold")
@@ -45,16 +45,12 @@ class Upstream:
         return f"{self.name} of run {self.run_id} (sha256 {self.ref.sha256[:12]})"
 
 
-def _value(entry: object) -> object:
-    return getattr(entry, "value", entry)
-
-
 StepContext = dg.AssetExecutionContext | dg.AssetCheckExecutionContext
 
 
 def _from_record(asset_key: dg.AssetKey, record: dg.EventLogRecord) -> Upstream:
     materialization = record.asset_materialization
-    metadata = {k: _value(v) for k, v in materialization.metadata.items()}
+    metadata = plain_metadata(materialization.metadata)
     ref = ArtifactRef.from_metadata(metadata)
     if ref is None:
         raise dg.Failure(
