@@ -141,7 +141,11 @@ def _try_create(client: MlflowClient, name: str, holder: str, what: str) -> bool
         )
         return True
     except MlflowException as exc:
-        if "RESOURCE_ALREADY_EXISTS" not in _error_code(exc):
+        # ALREADY_EXISTS: someone holds it. DOES_NOT_EXIST: a server's create lost a race with
+        # the holder's release (it saw the name taken, then found it gone). Neither created it;
+        # both mean "try again".
+        code = _error_code(exc)
+        if "RESOURCE_ALREADY_EXISTS" not in code and "RESOURCE_DOES_NOT_EXIST" not in code:
             raise
         return False
 

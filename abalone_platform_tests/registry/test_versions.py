@@ -166,3 +166,24 @@ def test_one_set_of_statuses_and_one_tracking_uri(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_uri() == default_registry().tracking_uri == "http://127.0.0.1:5000"
+
+
+def test_a_lock_create_that_loses_to_a_release_is_retried_not_raised():
+    """On a tracking server, creating the lock can race with its holder's release and come back
+    RESOURCE_DOES_NOT_EXIST; that is "not taken, try again" like RESOURCE_ALREADY_EXISTS, while
+    any other error still raises."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST
+
+    from abalone_platform.registry import _try_create
+
+    class Server:
+        def __init__(self, code):
+            self.code = code
+
+        def create_registered_model(self, *args, **kwargs):
+            raise MlflowException("raced", error_code=self.code)
+
+    assert _try_create(Server(RESOURCE_DOES_NOT_EXIST), "m.registry-lock", "me", "x") is False
+    with pytest.raises(MlflowException):
+        _try_create(Server(INTERNAL_ERROR), "m.registry-lock", "me", "x")
