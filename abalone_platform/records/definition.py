@@ -67,6 +67,12 @@ def parameter_definitions(defs: dg.Definitions) -> list[dict[str, Any]]:
     return result
 
 
+def failure_message(threshold: dict[str, str]) -> dict[str, Any]:
+    """The Fail step's message as SageMaker writes it: "Execution failed due to MSE >" joined
+    with the threshold parameter (a ``{"Get": "Parameters.MseThreshold"}`` reference)."""
+    return {"Std:Join": {"On": " ", "Values": [gate_failure_message("").rstrip(), threshold]}}
+
+
 def pipeline_definition(defs: dg.Definitions) -> dict[str, Any]:
     """The pipeline definition: parameters, steps with their SageMaker step types, dependencies,
     inputs and outputs, and the gate's condition and failure message."""
@@ -102,7 +108,7 @@ def pipeline_definition(defs: dg.Definitions) -> dict[str, Any]:
             "Check": f"{gated_asset.to_user_string()}:{gate_step.checks[0].name}",
             "Blocking": True,
             "Condition": {
-                "Type": "LessThanOrEqualTo",
+                "Type": sm.CONDITION_TYPE,
                 "LeftValue": {
                     "Std:JsonGet": {
                         "PropertyFile": f"{gated_asset.to_user_string()} (evaluation.json)",
@@ -113,15 +119,7 @@ def pipeline_definition(defs: dg.Definitions) -> dict[str, Any]:
             },
             "IfSteps": gated,
             "ElseSteps": [f"fail the run: {gate_failure_message('{' + threshold['name'] + '}')}"],
-            "FailureMessage": {
-                "Std:Join": {
-                    "On": " ",
-                    "Values": [
-                        gate_failure_message("").rstrip(),
-                        {"Get": f"Parameters.{threshold['name']}"},
-                    ],
-                }
-            },
+            "FailureMessage": failure_message({"Get": f"Parameters.{threshold['name']}"}),
         },
     }
 
@@ -363,17 +361,7 @@ def _register_model(g: _Graph, name: str) -> dict[str, Any]:
 
 
 def _fail(g: _Graph, name: str) -> dict[str, Any]:
-    return {
-        "ErrorMessage": {
-            "Std:Join": {
-                "On": " ",
-                "Values": [
-                    gate_failure_message("").rstrip(),  # type: ignore[arg-type]
-                    g.parameter(sm.CONDITION_PARAMETER),
-                ],
-            }
-        }
-    }
+    return {"ErrorMessage": failure_message(g.parameter(sm.CONDITION_PARAMETER))}
 
 
 _ARGUMENTS = {
