@@ -89,12 +89,13 @@ def cmd_registry_list(args: argparse.Namespace) -> None:
         return
     print(
         _table(
-            ["version", "status", "mse", "created", "dagster run id", "aliases"],
+            ["version", "status", "format", "mse", "created", "dagster run id", "aliases"],
             [
                 [
                     v["version"],
                     v["approval_status"]
                     + ("" if v["registration"] == "complete" else " (registration incomplete)"),
+                    v["format"],
                     "" if v["mse"] is None else f"{v['mse']:.4f}",
                     v["created"],
                     v["dagster_run_id"],
@@ -126,6 +127,7 @@ def cmd_registry_describe(args: argparse.Namespace) -> None:
         ("created", "created"),
         ("last updated", "last_updated"),
         ("model uri", "model_uri"),
+        ("format", "format"),
         ("tracking uri", "tracking_uri"),
         ("dagster run", "dagster_run_id"),
         ("mlflow run", "mlflow_run_id"),
@@ -327,6 +329,25 @@ def cmd_executions_describe(args: argparse.Namespace) -> None:
     )
 
 
+# --- serve ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from abalone_platform.serving.server import ServeOptions, read_token, serve
+
+    serve(
+        ServeOptions(
+            host=args.host,
+            port=args.port,
+            version=args.version,
+            workers=args.workers,
+            max_payload_mb=args.max_payload_mb,
+            poll_interval_s=args.poll_interval,
+            token=read_token(args.token_file),
+        )
+    )
+
+
 # --- definition -------------------------------------------------------------------------------
 
 
@@ -387,6 +408,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("run_id", help="a run id or a unique prefix of one")
     run.add_argument("--json", action="store_true", help="machine-readable output")
     run.set_defaults(func=cmd_executions_describe)
+
+    serving = commands.add_parser(
+        "serve",
+        help="real-time endpoint (SageMaker's /ping and /invocations) for the approved version",
+        description="Serve the model package group's `approved` version (or --version N) over "
+        "HTTP with SageMaker's inference container contract: GET /ping, POST /invocations "
+        "(text/csv or MLflow's JSON forms), GET /metrics. Approvals move it within seconds.",
+    )
+    serving.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback)")
+    serving.add_argument("--port", type=int, default=8080, help="default 8080, as SageMaker's")
+    which = serving.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="serve this version (unless Rejected)")
+    which.add_argument(
+        "--alias",
+        choices=("approved",),
+        default="approved",
+        help="follow this alias (default: approved)",
+    )
+    serving.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serving.add_argument(
+        "--max-payload-mb",
+        type=float,
+        default=6.0,
+        help="largest request body (default 6, SageMaker's real-time limit)",
+    )
+    serving.add_argument(
+        "--token-file",
+        help="file holding the bearer token (else ABALONE_SERVE_TOKEN); required off loopback",
+    )
+    serving.add_argument(
+        "--poll-interval",
+        type=float,
+        default=2.0,
+        help="seconds between registry checks for a new approved version (default 2)",
+    )
+    serving.set_defaults(func=cmd_serve)
 
     definition = commands.add_parser("definition", help="the pipeline definition as JSON")
     definition.add_argument(

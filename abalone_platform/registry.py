@@ -64,6 +64,11 @@ RUN_ID_TAG = "dagster_run_id"
 BUNDLE_URI_TAG = "bundle_uri"
 BUNDLE_SHA256_TAG = "bundle_sha256"
 MSE_TAG = "mse"
+# What a version's files are: an MLflow pyfunc model (models-from-code), or, for versions
+# registered before that format (no tag), the bare bundle only this project's loader reads.
+MODEL_FORMAT_TAG = "model_format"
+PYFUNC_FORMAT = "mlflow_pyfunc"
+LEGACY_FORMAT = "bundle (legacy)"
 # The MLflow experiment whose runs hold the registered versions' files, metrics and parameters.
 EXPERIMENT_NAME = "abalone_platform"
 
@@ -567,18 +572,75 @@ def _experiment_id(client: MlflowClient, artifact_root: str) -> str:
         return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
 
 
+@dataclass(frozen=True)
+class DatasetRecord:
+    """The data a version was trained on, as an MLflow dataset input: described by its URI,
+    sha256 and row count rather than loaded (MLflow's own dataset classes would read it)."""
+
+    name: str
+    uri: str
+    sha256: str
+    rows: int | None
+    context: str = "training"
+
+
+def _log_dataset(client: MlflowClient, run_id: str, dataset: DatasetRecord) -> None:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    source_type = dataset.uri.split("://", 1)[0] if "://" in dataset.uri else "local"
+    entity = Dataset(
+        name=dataset.name,
+        # MLflow's digests are short; the full sha256 is in the source and the run's params.
+        digest=dataset.sha256[:32],
+        source_type=source_type,
+        source=json.dumps({"uri": dataset.uri, "sha256": dataset.sha256}),
+        profile=json.dumps({"num_rows": dataset.rows}) if dataset.rows is not None else None,
+    )
+    client.log_inputs(
+        run_id, [DatasetInput(entity, [InputTag("mlflow.data.context", dataset.context)])]
+    )
+
+
+def _log_values(
+    client: MlflowClient,
+    run_id: str,
+    params: dict[str, object],
+    metrics: dict[str, float],
+    history: dict[str, list[float]],
+) -> None:
+    """Parameters, metrics and metric histories in batches (one request each on a server, not
+    one per value; MLflow caps a batch at 1,000 metrics)."""
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    values = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
+    values += [
+        Metric(key, float(value), now, step)
+        for key, series in history.items()
+        for step, value in enumerate(series)
+    ]
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    for start in range(0, len(values), 1000):
+        client.log_batch(run_id, metrics=values[start : start + 1000])
+
+
 def register_version(
     registry: Registry,
     *,
     artifact_root: str,
-    bundle_dir: Path,
+    model_dir: Path,
     approval_status: str,
     metrics: dict[str, float],
     params: dict[str, object],
     tags: dict[str, str],
+    run_name: str | None = None,
+    metric_history: dict[str, list[float]] | None = None,
+    dataset: DatasetRecord | None = None,
 ) -> tuple[str, str]:
-    """Log the bundle under a new MLflow run (in experiment EXPERIMENT_NAME, whose artifacts go
-    to ``artifact_root`` when this creates it) and register it as a new version.
+    """Log ``model_dir`` (the version's MLflow Model) under a new MLflow run named ``run_name``
+    (in experiment EXPERIMENT_NAME, whose artifacts go to ``artifact_root`` when this creates
+    it) with ``metrics``, each ``metric_history`` series as one metric by step, ``params`` and
+    the ``dataset`` input, and register it as a new version.
 
     Returns (version, source URI). The version's tags carry the approval status and ``tags``.
     It is created tagged registration=incomplete and marked complete only once its run is
@@ -589,16 +651,15 @@ def register_version(
 
     client = registry.client
     with registry_lock(registry):
-        run = client.create_run(_experiment_id(client, artifact_root), tags=tags)
+        run = client.create_run(_experiment_id(client, artifact_root), tags=tags, run_name=run_name)
         run_id = run.info.run_id
         version = None
         try:
-            for key, value in params.items():
-                client.log_param(run_id, key, value)
-            for key, value in metrics.items():
-                client.log_metric(run_id, key, value)
+            _log_values(client, run_id, params, metrics, metric_history or {})
+            if dataset is not None:
+                _log_dataset(client, run_id, dataset)
             fault_point("registry.log_artifacts")
-            client.log_artifacts(run_id, str(bundle_dir), "model")
+            client.log_artifacts(run_id, str(model_dir), "model")
             try:
                 client.create_registered_model(
                     registry.name,
@@ -646,6 +707,7 @@ def list_versions(registry: Registry) -> list[dict[str, Any]]:
             "version": int(v.version),
             "approval_status": _status(v),
             "registration": v.tags.get(REGISTRATION_TAG, COMPLETE),
+            "format": v.tags.get(MODEL_FORMAT_TAG, LEGACY_FORMAT),
             "mse": _mse(v),
             "created": _iso(v.creation_timestamp),
             "dagster_run_id": v.tags.get(RUN_ID_TAG),
@@ -663,11 +725,13 @@ def describe_version(registry: Registry, version: str | int) -> dict[str, Any]:
     tags = dict(mv.tags)
     spec_text = tags.get("inference_spec")
     shown = {APPROVAL_TAG, HISTORY_TAG, REGISTRATION_TAG, "inference_spec", MSE_TAG}
+    shown.add(MODEL_FORMAT_TAG)
     return {
         "name": registry.name,
         "version": int(mv.version),
         "approval_status": _status(mv),
         "registration": mv.tags.get(REGISTRATION_TAG, COMPLETE),
+        "format": mv.tags.get(MODEL_FORMAT_TAG, LEGACY_FORMAT),
         "aliases": [APPROVED_ALIAS] if str(int(mv.version)) == alias else [],
         "created": _iso(mv.creation_timestamp),
         "last_updated": _iso(mv.last_updated_timestamp),
@@ -681,7 +745,9 @@ def describe_version(registry: Registry, version: str | int) -> dict[str, Any]:
         "inference_spec": json.loads(spec_text) if spec_text else None,
         "artifacts": [
             {
-                "name": "model package (MLflow copy of the bundle)",
+                "name": "model package (MLflow model: pyfunc + the bundle)"
+                if mv.tags.get(MODEL_FORMAT_TAG) == PYFUNC_FORMAT
+                else "model package (MLflow copy of the bundle)",
                 "uri": mv.source,
                 "sha256": tags.get(BUNDLE_SHA256_TAG),
             },
@@ -767,6 +833,7 @@ def set_approval(
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "ModelApprovalStatus",
+    "DatasetRecord",
     "RegisteredBundle",
     "approved_bundle",
     "register_version",

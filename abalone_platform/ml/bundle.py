@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 
-from abalone_platform.ml.data import FEATURE_COLUMNS, LABEL_COLUMN
+from abalone_platform.ml.data import FEATURE_COLUMNS, LABEL_COLUMN, AbaloneColumns
 from abalone_platform.ml.preprocess import Preprocessor
 from abalone_platform.storage.integrity import (
     MANIFEST_FILE,
@@ -65,6 +65,12 @@ def load_booster(data: bytes, expected_sha256: str, where: str) -> xgb.Booster:
 def predict_features(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
     """Predictions for a feature matrix already in MODEL_FEATURES order."""
     return booster.inplace_predict(features, validate_features=False)
+
+
+def predict_columns(bundle: ModelBundle, columns: AbaloneColumns) -> np.ndarray:
+    """One float32 prediction per row of ``columns``, through the bundle's own preprocessor:
+    per row the same figures as the batch transform gives (rows never interact)."""
+    return predict_features(bundle.booster, bundle.preprocessor.transform(columns))
 
 
 def write_bundle(directory: Path, booster_bytes: bytes, preprocessor: Preprocessor) -> str:

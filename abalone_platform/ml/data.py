@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -101,6 +102,21 @@ class AbaloneColumns:
             source=self.source,
         )
 
+    def head_records(self, n: int) -> list[dict[str, object]]:
+        """The first ``n`` rows as {column: value} records of the raw feature columns (missing
+        values as None): an input example of real rows, for a model's signature."""
+        sex = self.sex[:n]
+        return [
+            {
+                SEX_COLUMN: str(sex[i]) or None,
+                **{
+                    name: None if math.isnan(v) else float(v)
+                    for name, v in zip(NUMERIC_COLUMNS, self.numerics[i], strict=True)
+                },
+            }
+            for i in range(len(sex))
+        ]
+
     @classmethod
     def concat(cls, parts: Sequence[AbaloneColumns], source: str | None = None) -> AbaloneColumns:
         """``parts`` joined in order, numerics row-major; one part already so is not copied.
@@ -136,7 +152,7 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 _LINE_ENDS = "\r\n"
 
 
-def _text_lines(handle: IO, path: Path, parameter: str) -> Iterator[tuple[int, str]]:
+def _text_lines(handle: IO, path: Path | str, parameter: str) -> Iterator[tuple[int, str]]:
     """(line number, text without its line end) of each line, in bounded memory.
 
     A line longer than MAX_LINE_CHARS is refused, measured in chunks rather than read whole; a
@@ -165,7 +181,7 @@ def _text_lines(handle: IO, path: Path, parameter: str) -> Iterator[tuple[int, s
         yield line_number, body
 
 
-def _csv_fields(line: str, path: Path, parameter: str, line_number: int) -> list[str]:
+def _csv_fields(line: str, path: Path | str, parameter: str, line_number: int) -> list[str]:
     try:
         return next(csv.reader([line]))
     except csv.Error as exc:
@@ -260,6 +276,34 @@ def _float_column(batch: pa.RecordBatch, name: str) -> np.ndarray:
     return batch.column(name).to_numpy(zero_copy_only=False)
 
 
+def _validated_block(
+    batch: pa.RecordBatch | pa.Table, with_label: bool, require_label: bool, source: str
+) -> AbaloneColumns | None:
+    """A parsed block as columns (numerics column-major), or None when a value breaks a rule
+    (the caller then locates the first bad line for the error)."""
+    codes, known = sex_codes(batch.column(SEX_COLUMN))
+    if not known:
+        codes, known = _padded_sex_codes(batch.column(SEX_COLUMN))
+    # One copy per column into the block's (n, 7) array, column-major so that each column stays
+    # contiguous (Arrow's columns are separate buffers either way).
+    numerics = np.empty((batch.num_rows, len(NUMERIC_COLUMNS)), np.float64, order="F")
+    for j, name in enumerate(NUMERIC_COLUMNS):
+        numerics[:, j] = _float_column(batch, name)
+    rings = _float_column(batch, LABEL_COLUMN) if with_label else None
+    # Checks on the parsed arrays, a few vectorised passes per block: Arrow accepts "inf" and
+    # negative numbers, which are no measurement. A batch file's rings column is read but not
+    # used, so it only has to parse.
+    valid = (
+        known
+        and all(
+            _valid_measurements(batch.column(name), numerics[:, j])
+            for j, name in enumerate(NUMERIC_COLUMNS)
+        )
+        and (not require_label or _valid_rings(batch.column(LABEL_COLUMN), rings))
+    )
+    return AbaloneColumns(codes, numerics, rings, source=source) if valid else None
+
+
 def iter_parsed_batches(
     path: Path,
     parameter: str,
@@ -290,30 +334,11 @@ def iter_parsed_batches(
             convert_options=_convert_options(columns),
         )
         for batch in reader:
-            codes, known = sex_codes(batch.column(SEX_COLUMN))
-            if not known:
-                codes, known = _padded_sex_codes(batch.column(SEX_COLUMN))
-            # One copy per column into the block's (n, 7) array, column-major so that each
-            # column stays contiguous (Arrow's columns are separate buffers either way).
-            numerics = np.empty((batch.num_rows, len(NUMERIC_COLUMNS)), np.float64, order="F")
-            for j, name in enumerate(NUMERIC_COLUMNS):
-                numerics[:, j] = _float_column(batch, name)
-            rings = _float_column(batch, LABEL_COLUMN) if with_label else None
-            # Checks on the parsed arrays, a few vectorised passes per block: Arrow accepts
-            # "inf" and negative numbers, which are no measurement. A batch file's rings
-            # column is read but not used, so it only has to parse.
-            valid = (
-                known
-                and all(
-                    _valid_measurements(batch.column(name), numerics[:, j])
-                    for j, name in enumerate(NUMERIC_COLUMNS)
-                )
-                and (not require_label or _valid_rings(batch.column(LABEL_COLUMN), rings))
-            )
-            if not valid:
+            block = _validated_block(batch, with_label, require_label, str(path))
+            if block is None:
                 # Locating the line needs the raw text; only pay for it when something is wrong.
                 raise locate_error(path, parameter, require_label)
-            yield AbaloneColumns(codes, numerics, rings, source=str(path))
+            yield block
     except pa.ArrowInvalid as exc:
         raise locate_error(path, parameter, require_label, detail=str(exc)) from exc
 
@@ -470,32 +495,45 @@ def locate_error(
     measurements are finite numbers >= 0; rings (input data only) a whole number >= 0.
     ``detail`` is the fast parser's own message, kept for a failure this scan cannot place.
     """
+    with open_input_file(path, parameter, text=True) as handle:
+        return _first_bad_line(
+            _text_lines(handle, path, parameter), path, parameter, require_label, detail
+        )
+
+
+def _first_bad_line(
+    lines: Iterable[tuple[int, str]],
+    path: Path | str,
+    parameter: str,
+    require_label: bool,
+    detail: str | None,
+) -> InputDataError:
+    """The error for the first bad line of ``lines``, by the rules of ``locate_error``."""
     expected: int | None = None
     location = str(path)
-    with open_input_file(path, parameter, text=True) as handle:
-        for line_number, line in _text_lines(handle, path, parameter):
-            if not line:
-                continue
-            fields = _csv_fields(line, path, parameter, line_number)
-            if expected is None:
-                expected = len(fields)
-                if require_label and expected != len(RAW_COLUMNS):
-                    expected = len(RAW_COLUMNS)
-            if len(fields) != expected:
-                return InputDataError(
-                    parameter,
-                    location,
-                    f"expected {expected} columns ({', '.join(RAW_COLUMNS[:expected])}), "
-                    f"found {len(fields)}",
-                    line_number,
-                )
-            problem = _field_problem(SEX_COLUMN, fields[0], require_label)
-            for name, text in zip(RAW_COLUMNS[1:expected], fields[1:], strict=False):
-                if problem is not None:
-                    break
-                problem = _field_problem(name, text, require_label)
+    for line_number, line in lines:
+        if not line:
+            continue
+        fields = _csv_fields(line, path, parameter, line_number)
+        if expected is None:
+            expected = len(fields)
+            if require_label and expected != len(RAW_COLUMNS):
+                expected = len(RAW_COLUMNS)
+        if len(fields) != expected:
+            return InputDataError(
+                parameter,
+                location,
+                f"expected {expected} columns ({', '.join(RAW_COLUMNS[:expected])}), "
+                f"found {len(fields)}",
+                line_number,
+            )
+        problem = _field_problem(SEX_COLUMN, fields[0], require_label)
+        for name, text in zip(RAW_COLUMNS[1:expected], fields[1:], strict=False):
             if problem is not None:
-                return InputDataError(parameter, location, problem, line_number)
+                break
+            problem = _field_problem(name, text, require_label)
+        if problem is not None:
+            return InputDataError(parameter, location, problem, line_number)
     suffix = f" ({detail})" if detail else ""
     return InputDataError(parameter, location, f"file could not be parsed as abalone CSV{suffix}")
 
@@ -525,3 +563,158 @@ def _field_problem(name: str, text: str, require_label: bool) -> str | None:
     if name == LABEL_COLUMN and number != math.floor(number):
         return f"column 'rings' value {value!r} is not a whole number"
     return None
+
+
+# Bodies up to this size are parsed in Python: Arrow's CSV reader costs ~0.4 ms to start, more
+# than a few dozen rows take this way. Larger bodies, and any the quick path does not accept
+# (quotes, an error to locate), go through Arrow and the file rules.
+QUICK_PARSE_BYTES = 4096
+
+
+def _quick_parse(data: bytes, location: str) -> AbaloneColumns | None:
+    """Small, plain (unquoted, valid) bodies; None for anything else."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if '"' in text:
+        return None
+    codes: list[int] = []
+    rows: list[list[float]] = []
+    width = None
+    # Arrow's line ends only (str.splitlines would also split at form feeds and the like).
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not line:
+            continue
+        fields = line.split(",")
+        width = width or len(fields)
+        if len(fields) != width or width not in (len(FEATURE_COLUMNS), len(RAW_COLUMNS)):
+            return None
+        sex = fields[0].strip(PADDING) if fields[0] else ""
+        if fields[0] and sex not in SEX_CODES:
+            return None
+        codes.append(SEX_CODES.index(sex) if sex else MISSING_SEX)
+        row = []
+        for field in fields[1:]:
+            value = field.strip(PADDING)
+            if not field:
+                row.append(math.nan)
+                continue
+            number = _number(value) if value else None
+            if number is None or math.isnan(number):
+                return None
+            row.append(number)
+        # Measurements finite and >= 0; a rings column only has to parse.
+        if not all(0 <= v < math.inf or math.isnan(v) for v in row[: len(NUMERIC_COLUMNS)]):
+            return None
+        rows.append(row[: len(NUMERIC_COLUMNS)])
+    if not rows:
+        return None
+    return AbaloneColumns(
+        np.array(codes, np.int8), np.array(rows, np.float64), None, source=location
+    )
+
+
+def parse_csv_bytes(data: bytes, parameter: str, location: str) -> AbaloneColumns:
+    """Rows of an in-memory headerless abalone CSV (a request body): the 8 feature columns, or
+    9 with rings, which only has to parse. The rules and messages of a batch file's, with the
+    line named; a body that breaks them raises InputDataError."""
+    if len(data) <= QUICK_PARSE_BYTES and (quick := _quick_parse(data, location)) is not None:
+        return quick
+    lines = list(
+        _text_lines(io.StringIO(data.decode("utf-8", "surrogateescape")), location, parameter)
+    )
+    first = next(((number, line) for number, line in lines if line), None)
+    if first is None:
+        raise InputDataError(parameter, location, "holds no rows")
+    columns = len(_csv_fields(first[1], location, parameter, first[0]))
+    if columns not in (len(FEATURE_COLUMNS), len(RAW_COLUMNS)):
+        raise InputDataError(
+            parameter,
+            location,
+            f"expected {len(FEATURE_COLUMNS)} or {len(RAW_COLUMNS)} comma-separated columns "
+            f"({', '.join(RAW_COLUMNS)}), found {columns}",
+            first[0],
+        )
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=_read_options(columns, max(len(data), 1 << 16)),
+            convert_options=_convert_options(columns),
+        )
+        block = _validated_block(table, columns == len(RAW_COLUMNS), False, location)
+        detail = None
+    except pa.ArrowInvalid as exc:
+        block, detail = None, str(exc)
+    if block is None:
+        raise _first_bad_line(lines, location, parameter, False, detail)
+    return block
+
+
+def columns_from_values(
+    values: Mapping[str, Sequence[object] | np.ndarray], parameter: str, location: str
+) -> AbaloneColumns:
+    """Rows given column by column (a DataFrame's columns, a JSON request's), checked by the
+    rules of a batch file: sex one of SEX_CODES or missing (None, NaN, ""), measurements finite
+    numbers >= 0 or missing. Errors name the row (1-based) and the column; extra columns (such
+    as rings) are ignored."""
+    missing = [name for name in FEATURE_COLUMNS if name not in values]
+    if missing:
+        raise InputDataError(
+            parameter,
+            location,
+            f"missing column(s) {', '.join(missing)}; expected {', '.join(FEATURE_COLUMNS)}",
+        )
+    sex = values[SEX_COLUMN]
+    n = len(sex)
+    codes = np.empty(n, np.int8)
+    for row, value in enumerate(sex):
+        if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+            codes[row] = MISSING_SEX
+        elif isinstance(value, str) and value.strip(PADDING) in SEX_CODES:
+            codes[row] = SEX_CODES.index(value.strip(PADDING))
+        else:
+            raise InputDataError(
+                parameter,
+                location,
+                f"row {row + 1}: column 'sex' has unknown code {value!r} "
+                f"(expected one of {', '.join(SEX_CODES)})",
+            )
+    numerics = np.empty((n, len(NUMERIC_COLUMNS)), np.float64, order="F")
+    for j, name in enumerate(NUMERIC_COLUMNS):
+        column = values[name]
+        if len(column) != n:
+            raise InputDataError(
+                parameter, location, f"column {name!r} has {len(column)} rows, 'sex' has {n}"
+            )
+        try:
+            # None becomes NaN (missing); text is refused below, row by row, with its value.
+            numerics[:, j] = np.asarray(column, dtype=np.float64)
+            bad = np.flatnonzero(~((numerics[:, j] >= 0) & (numerics[:, j] < np.inf)))
+            bad = bad[~np.isnan(numerics[bad, j])]
+        except (TypeError, ValueError):
+            bad = np.array([_first_non_number(column)])
+        if len(bad):
+            row = int(bad[0])
+            value = column[row]
+            problem = (
+                _field_problem(name, value.strip(PADDING), False)
+                if isinstance(value, str)
+                else None
+            ) or (
+                f"column {name!r} value {value!r} is "
+                + ("not a number" if not isinstance(value, int | float) else "not finite and >= 0")
+            )
+            raise InputDataError(parameter, location, f"row {row + 1}: {problem}")
+    return AbaloneColumns(codes, numerics, None, source=location)
+
+
+def _first_non_number(column: Sequence[object] | np.ndarray) -> int:
+    for row, value in enumerate(column):
+        try:
+            float(value if value is not None else "nan")  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return row
+        if isinstance(value, str) and _number(value.strip(PADDING)) is None:
+            return row
+    return 0

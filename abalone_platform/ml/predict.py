@@ -45,6 +45,13 @@ def _write_predictions(predictions: np.ndarray, sink: pa.NativeFile) -> None:
     pacsv.write_csv(pa.table({"p": pa.array(predictions, type=pa.float32())}), sink, _WRITE_OPTIONS)
 
 
+def format_predictions(predictions: np.ndarray) -> bytes:
+    """Predictions as the batch transform writes them: one float32 value per line."""
+    sink = pa.BufferOutputStream()
+    _write_predictions(predictions, sink)
+    return sink.getvalue().to_pybytes()
+
+
 _WRITE_OPTIONS = pacsv.WriteOptions(include_header=False)
 
 

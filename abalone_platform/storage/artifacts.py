@@ -36,6 +36,8 @@ from abalone_platform.storage.s3 import S3Files, S3Location, parse_s3_uri
 URI_KEY = "uri"
 SHA256_KEY = "sha256"
 UPSTREAM_KEY = "upstream"
+# A few raw input rows (JSON records) on test_split: the registered model's input example.
+INPUT_EXAMPLE_KEY = "input_example"
 
 
 def plain_metadata(metadata: Mapping[str, object]) -> dict[str, object]:

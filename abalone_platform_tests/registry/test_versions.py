@@ -33,7 +33,7 @@ def make_registry(root: Path, statuses: list[str]) -> Registry:
         register_version(
             resource.open(),
             artifact_root=resource.artifact_root,
-            bundle_dir=bundle,
+            model_dir=bundle,
             approval_status=status,
             metrics={"mse": 4.0 + number},
             params={"MseThreshold": "6.0"},

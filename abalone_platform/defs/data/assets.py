@@ -8,6 +8,7 @@ from abalone_platform.faults import fault_point
 from abalone_platform.ml.data import read_abalone_csv
 from abalone_platform.ml.preprocess import SPLIT_COLUMNS, process
 from abalone_platform.sagemaker import OUTPUT_TAG, STEP_TAG
+from abalone_platform.storage.artifacts import INPUT_EXAMPLE_KEY
 from abalone_platform.storage.inputs import named_by_uri
 
 INPUT_PARAMETER = "input_data (InputData)"
@@ -75,6 +76,12 @@ def abalone_process(
                 "dagster/row_count": len(frame),
                 "dagster/column_schema": _SPLIT_SCHEMA,
                 **input_metadata,
+                # A few raw rows of the input, kept once: the registered model's input example.
+                **(
+                    {INPUT_EXAMPLE_KEY: dg.MetadataValue.json(rows.head_records(5))}
+                    if name == "test_split"
+                    else {}
+                ),
             },
         )
     preprocessor = processed.preprocessor

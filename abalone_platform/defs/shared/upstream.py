@@ -116,6 +116,22 @@ def upstream_in_run(
     return found
 
 
+def linked_upstream(
+    context: StepContext, consumer: Upstream, key: str, *, needed_by: str
+) -> Upstream:
+    """The materialization of ``key`` that ``consumer`` records it was made from (that run's,
+    with that sha256); refuses when it records none."""
+    link = consumer.chain.get(key)
+    if not link:
+        raise dg.Failure(
+            description=f"Refusing to build {needed_by}: {consumer.describe()} records no {key} "
+            "it was made from; run the abalone_pipeline job to rebuild it"
+        )
+    return upstream_in_run(
+        context, key, link["run_id"], needed_by=needed_by, sha256=link[SHA256_KEY]
+    )
+
+
 def processing_run_of(model: Upstream, *, needed_by: str) -> str:
     """The AbaloneProcess run whose train split ``model`` (a trained_model) was trained on."""
     link = model.chain.get("train_split")

@@ -1,0 +1,39 @@
+"""The MLflow model of every registered version, as MLflow's models-from-code: this file is
+logged with each version (see ml/mlflow_format.py) and run by `mlflow.pyfunc.load_model` and
+`mlflow models serve`; nothing is pickled.
+
+The version's artifact `bundle` holds the booster in XGBoost's own format and the preprocessor
+as JSON; both are checked against the sha256 the version recorded (its model_config) before they
+are loaded. Input: a DataFrame of raw rows (the 8 feature columns of the UCI file; others, such
+as rings, ignored). Output: one predicted rings value per row, the batch transform's figures.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+from abalone_platform.ml.bundle import predict_columns, read_bundle
+from abalone_platform.ml.data import FEATURE_COLUMNS, columns_from_values
+from abalone_platform.ml.pyfunc_model_names import BUNDLE_ARTIFACT, BUNDLE_SHA256_CONFIG
+
+
+class AbaloneRingsModel(PythonModel):
+    def load_context(self, context) -> None:
+        self._bundle = read_bundle(
+            Path(context.artifacts[BUNDLE_ARTIFACT]), context.model_config[BUNDLE_SHA256_CONFIG]
+        )
+
+    # No type hints on model_input: MLflow would derive a second signature from them; the
+    # logged signature (8 raw columns in, one double out) is the contract.
+    def predict(self, context, model_input, params=None) -> np.ndarray:
+        columns = columns_from_values(
+            {name: model_input[name].to_numpy() for name in FEATURE_COLUMNS if name in model_input},
+            "model_input",
+            "the DataFrame given to predict",
+        )
+        return predict_columns(self._bundle, columns).astype(np.float64)
+
+
+set_model(AbaloneRingsModel())
