@@ -103,7 +103,10 @@ def parse_json(body: bytes) -> AbaloneColumns:
         values = dict(data)  # {column: [values]}
     else:
         values = _rows(data, form)
-    return columns_from_values(values, JSON, f"{BODY} ({form})")
+    columns = columns_from_values(values, JSON, f"{BODY} ({form})")
+    if not len(columns):
+        raise _bad(f"{form} holds no rows")
+    return columns
 
 
 def parse(content_type: str, body: bytes) -> AbaloneColumns:
