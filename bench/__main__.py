@@ -1,6 +1,7 @@
 """`make bench`: every figure beside its baseline, as a ratio; results into BENCHMARKS.md.
 
     python -m bench [--reps N] [--sizes 10000,100000,1000000,10000000] [--no-write]
+                    [--skip execution,throughput,scale,workers,serving]
 
 Whole-process figures are medians over ``--reps`` fresh processes; throughputs are the
 phase's own seconds (after imports) from the same kind of runs. Synthetic data is generated
@@ -396,7 +397,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--sizes", default="10000,100000,1000000,10000000")
     parser.add_argument("--input", type=Path, default=None, help="the UCI abalone.data file")
-    parser.add_argument("--skip", default="", help="comma list: execution,throughput,scale,workers")
+    parser.add_argument(
+        "--skip", default="", help="comma list: execution,throughput,scale,workers,serving"
+    )
     parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md as it is")
     args = parser.parse_args(argv)
     source = args.input or Path(os.environ.get("ABALONE_INPUT_DATA") or SHARED_ABALONE)
@@ -443,6 +446,16 @@ def main(argv: list[str] | None = None) -> None:
             wk = bench_workers(source, max(sizes), args.reps, work, log)
             wk["by_workers"] = {str(k): v for k, v in wk["by_workers"].items()}
             results["workers"] = wk
+        if "serving" not in skip:
+            # Its own block of BENCHMARKS.md (bench/serving.py), written as soon as measured.
+            from bench import serving
+
+            log("real-time serving: abalone-platform serve vs mlflow models serve")
+            served = serving.bench_serving(source, 2000, 15.0, log)
+            text = serving.report(served, results["date"], load() + " at its end")
+            print(text)
+            if not args.no_write:
+                serving.write(text)
         results["load"]["end"] = load()
     finally:
         shutil.rmtree(work, ignore_errors=True)

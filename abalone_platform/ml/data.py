@@ -569,6 +569,7 @@ def _field_problem(name: str, text: str, require_label: bool) -> str | None:
 # than a few dozen rows take this way. Larger bodies, and any the quick path does not accept
 # (quotes, an error to locate), go through Arrow and the file rules.
 QUICK_PARSE_BYTES = 4096
+_LINE_END_BYTES = re.compile(rb"\r\n|\r|\n")
 
 
 def _quick_parse(data: bytes, location: str) -> AbaloneColumns | None:
@@ -621,20 +622,37 @@ def parse_csv_bytes(data: bytes, parameter: str, location: str) -> AbaloneColumn
     line named; a body that breaks them raises InputDataError."""
     if len(data) <= QUICK_PARSE_BYTES and (quick := _quick_parse(data, location)) is not None:
         return quick
-    lines = list(
-        _text_lines(io.StringIO(data.decode("utf-8", "surrogateescape")), location, parameter)
-    )
-    first = next(((number, line) for number, line in lines if line), None)
-    if first is None:
+
+    def lines() -> Iterator[tuple[int, str]]:
+        # The body as text lines: only to place an error, so a good body never pays for it.
+        text = data.decode("utf-8", "surrogateescape")
+        return _text_lines(io.StringIO(text), location, parameter)
+
+    def first_row() -> tuple[int, str]:
+        return next((number, line) for number, line in lines() if line)
+
+    rest = data.lstrip(b"\r\n")
+    if not rest:
         raise InputDataError(parameter, location, "holds no rows")
-    columns = len(_csv_fields(first[1], location, parameter, first[0]))
+    head = _LINE_END_BYTES.split(rest, maxsplit=1)[0]
+    try:
+        head_text = head.decode("utf-8") if len(head) <= MAX_LINE_CHARS else None
+    except UnicodeDecodeError:
+        head_text = None
+    if head_text is None:
+        first_row()  # raises the line's error (too long, not UTF-8)
+    try:
+        columns = len(next(csv.reader([head_text])))
+    except csv.Error:
+        number, line = first_row()
+        columns = len(_csv_fields(line, location, parameter, number))  # raises, naming the line
     if columns not in (len(FEATURE_COLUMNS), len(RAW_COLUMNS)):
         raise InputDataError(
             parameter,
             location,
             f"expected {len(FEATURE_COLUMNS)} or {len(RAW_COLUMNS)} comma-separated columns "
             f"({', '.join(RAW_COLUMNS)}), found {columns}",
-            first[0],
+            first_row()[0],
         )
     try:
         table = pacsv.read_csv(
@@ -647,7 +665,7 @@ def parse_csv_bytes(data: bytes, parameter: str, location: str) -> AbaloneColumn
     except pa.ArrowInvalid as exc:
         block, detail = None, str(exc)
     if block is None:
-        raise _first_bad_line(lines, location, parameter, False, detail)
+        raise _first_bad_line(lines(), location, parameter, False, detail)
     return block
 
 
