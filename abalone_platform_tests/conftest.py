@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from abalone_platform.ml.data import AbaloneColumns, read_abalone_csv
+from abalone_platform.ml.preprocess import ProcessedData, process
+from abalone_platform.ml.train import TrainedModel, resolve_compute, train_model
 from abalone_platform_tests.support.notebook import Notebook, shared_notebook
 from abalone_platform_tests.support.project import (
     SHARED_ABALONE,
@@ -53,6 +56,24 @@ def abalone_file() -> Path:
         + " (set ABALONE_TEST_DATA to a copy)"
     )
     return SHARED_ABALONE
+
+
+# The UCI file read, processed and trained on once, for the ML and serving unit tests.
+@pytest.fixture(scope="session")
+def rows(abalone_file: Path) -> AbaloneColumns:
+    return read_abalone_csv(abalone_file, "input_data (InputData)", require_label=True)
+
+
+@pytest.fixture(scope="session")
+def processed(rows: AbaloneColumns) -> ProcessedData:
+    return process(rows, seed=42)
+
+
+@pytest.fixture(scope="session")
+def trained(processed: ProcessedData) -> TrainedModel:
+    return train_model(
+        processed.train, processed.validation, seed=42, compute=resolve_compute("ml.m5.xlarge")
+    )
 
 
 @pytest.fixture

@@ -13,9 +13,13 @@ costs seconds; versions registered before MLflow models (a bare bundle) load the
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import logging
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +69,21 @@ def model_signature():  # -> mlflow.models.ModelSignature
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double")]))
 
 
+@contextlib.contextmanager
+def _mlflow_quiet() -> Iterator[None]:
+    """MLflow's notes while saving (validating the example, no pip in a uv venv, "add type
+    hints": the signature is given explicitly) are not the run log's business; its errors are."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def save_model_dir(
     target: Path, bundle_dir: Path, bundle_sha256: str, input_example: pd.DataFrame | None
 ) -> None:
@@ -75,7 +94,10 @@ def save_model_dir(
     # MLflow would also copy the uv.lock of whatever project the working directory is in; the
     # pinned requirements below are the model's environment, wherever the run started.
     MLFLOW_LOG_UV_FILES.set(False)
-    with tempfile.TemporaryDirectory(prefix="abalone-model-code-") as stage:
+    with (
+        tempfile.TemporaryDirectory(prefix="abalone-model-code-") as stage,
+        _mlflow_quiet(),
+    ):
         package = Path(stage) / "abalone_platform"
         for name in MODEL_CODE_FILES:
             (package / name).parent.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,8 @@ def serve(options: ServeOptions) -> None:
     check_options(options)
     # XGBoost's OpenMP threads sleep rather than spin between requests (set before it loads).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Downloading a version's files is logged once per load; a progress bar would fill the log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ[OPTIONS_ENV] = json.dumps(dataclasses.asdict(options))
     import uvicorn
 
