@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from abalone_platform.ml.bundle import write_bundle
 from abalone_platform.ml.data import AbaloneColumns, read_abalone_csv
 from abalone_platform.ml.preprocess import ProcessedData, process
 from abalone_platform.ml.train import TrainedModel, resolve_compute, train_model
@@ -74,6 +75,14 @@ def trained(processed: ProcessedData) -> TrainedModel:
     return train_model(
         processed.train, processed.validation, seed=42, compute=resolve_compute("ml.m5.xlarge")
     )
+
+
+@pytest.fixture(scope="session")
+def bundle(processed, trained, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """That model as a deployable bundle directory, and the bundle's sha256."""
+    directory = tmp_path_factory.mktemp("bundle")
+    sha = write_bundle(directory, bytes(trained.booster.save_raw("ubj")), processed.preprocessor)
+    return directory, sha
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,7 +29,9 @@ from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
 from abalone_platform.serving import payloads
 from abalone_platform.serving.metrics import ServerMetrics
-from abalone_platform.serving.model import ModelHolder
+from abalone_platform.serving.model import ModelHolder, ServedModel
+
+Handler = Callable[[Request, ServedModel | None], Awaitable[Response]]
 
 VERSION_HEADER = "X-Model-Version"
 # Bodies up to this size are predicted on the event loop: a thread hand-off costs more than
@@ -85,11 +87,6 @@ def _response_type(accept: str | None, request_type: str) -> str | None:
 def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings) -> Starlette:
     expected_auth = f"Bearer {settings.token}".encode() if settings.token else None
 
-    def answer(path: str, started: float, response: Response, version: int | None) -> Response:
-        response.headers[VERSION_HEADER] = str(version) if version is not None else "none"
-        metrics.observe(path, response.status_code, time.perf_counter() - started)
-        return response
-
     def refused(request: Request) -> Response | None:
         if expected_auth is None:
             return None
@@ -102,29 +99,31 @@ def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings
             headers={"WWW-Authenticate": "Bearer"},
         )
 
-    async def ping(request: Request) -> Response:
-        started = time.perf_counter()
-        model = holder.current
-        version = model.version if model else None
-        if (denied := refused(request)) is not None:
-            return answer("/ping", started, denied, version)
-        if model is None:
-            return answer("/ping", started, PlainTextResponse(holder.reason + "\n", 503), None)
-        return answer("/ping", started, PlainTextResponse("", 200), version)
+    def route(path: str, method: str, handler: Handler) -> Route:
+        """``handler`` behind the token check, with the version header and the metrics. The
+        served model is read once, when the request arrives: one version throughout."""
 
-    async def invocations(request: Request) -> Response:
-        started = time.perf_counter()
-        model = holder.current  # read once: this request uses this version throughout
-        version = model.version if model else None
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            model = holder.current
+            response = refused(request) or await handler(request, model)
+            version = model.version if model is not None else None
+            response.headers[VERSION_HEADER] = str(version) if version is not None else "none"
+            metrics.observe(path, response.status_code, time.perf_counter() - started)
+            return response
 
-        def done(status: int, text: str) -> Response:
-            return answer("/invocations", started, PlainTextResponse(text + "\n", status), version)
+        return Route(path, endpoint, methods=[method])
 
-        if (denied := refused(request)) is not None:
-            return answer("/invocations", started, denied, version)
+    def text(status: int, message: str) -> Response:
+        return PlainTextResponse(message + "\n" if message else "", status)
+
+    async def ping(request: Request, model: ServedModel | None) -> Response:
+        return text(200, "") if model is not None else text(503, holder.reason)
+
+    async def invocations(request: Request, model: ServedModel | None) -> Response:
         content_type = _media_type(request.headers.get("content-type"))
         if content_type not in payloads.CONTENT_TYPES:
-            return done(
+            return text(
                 415,
                 f"unsupported Content-Type {content_type or '(none)'!r}; send text/csv "
                 "(headerless rows) or application/json (dataframe_split, dataframe_records, "
@@ -132,45 +131,35 @@ def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings
             )
         media = _response_type(request.headers.get("accept"), content_type)
         if media is None:
-            return done(406, "Accept must allow text/csv or application/json")
+            return text(406, "Accept must allow text/csv or application/json")
         try:
             body = await _read_body(request, settings.max_payload_bytes)
         except PayloadTooLarge:
-            return done(
+            return text(
                 413,
                 f"request body over the {settings.max_payload_bytes:,}-byte limit "
                 "(--max-payload-mb); split it, or use the batch transform for files",
             )
         if model is None:
-            return done(503, holder.reason)
+            return text(503, holder.reason)
         fault_point("serve.invocation")
         try:
             if len(body) <= INLINE_BODY_BYTES:
-                content = _predict(model, content_type, body, media)
+                content = predict(model, content_type, body, media)
             else:
-                content = await run_in_threadpool(_predict, model, content_type, body, media)
+                content = await run_in_threadpool(predict, model, content_type, body, media)
         except InputDataError as exc:
-            return done(400, str(exc))
-        return answer("/invocations", started, Response(content, 200, media_type=media), version)
+            return text(400, str(exc))
+        return Response(content, 200, media_type=media)
 
-    def _predict(model, content_type: str, body: bytes, media: str) -> bytes:
+    def predict(model: ServedModel, content_type: str, body: bytes, media: str) -> bytes:
         columns = payloads.parse(content_type, body)
         predictions = model.predict(columns)
         metrics.rows.inc(len(columns))
         return payloads.render(predictions, media)
 
-    async def prometheus(request: Request) -> Response:
-        started = time.perf_counter()
-        model = holder.current
-        version = model.version if model else None
-        if (denied := refused(request)) is not None:
-            return answer("/metrics", started, denied, version)
-        return answer(
-            "/metrics",
-            started,
-            Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST),
-            version,
-        )
+    async def prometheus(request: Request, model: ServedModel | None) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -183,9 +172,9 @@ def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings
 
     return Starlette(
         routes=[
-            Route("/ping", ping, methods=["GET"]),
-            Route("/invocations", invocations, methods=["POST"]),
-            Route("/metrics", prometheus, methods=["GET"]),
+            route("/ping", "GET", ping),
+            route("/invocations", "POST", invocations),
+            route("/metrics", "GET", prometheus),
         ],
         lifespan=lifespan,
     )

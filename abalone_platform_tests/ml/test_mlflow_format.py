@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abalone_platform.ml.bundle import write_bundle
 from abalone_platform.ml.data import FEATURE_COLUMNS, RAW_COLUMNS
 from abalone_platform.ml.mlflow_format import (
     MODEL_CODE_FILES,
@@ -26,13 +25,6 @@ from abalone_platform.ml.mlflow_format import (
 from abalone_platform.ml.predict import batch_transform
 from abalone_platform.storage.integrity import ArtifactIntegrityError
 from abalone_platform_tests.support.project import REPO_ROOT
-
-
-@pytest.fixture(scope="module")
-def bundle(processed, trained, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    directory = tmp_path_factory.mktemp("bundle")
-    sha = write_bundle(directory, bytes(trained.booster.save_raw("ubj")), processed.preprocessor)
-    return directory, sha
 
 
 @pytest.fixture(scope="module")

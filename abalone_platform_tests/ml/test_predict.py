@@ -9,20 +9,13 @@ import numpy as np
 import pytest
 
 from abalone_platform.errors import InputDataError
-from abalone_platform.ml.bundle import predict_features, read_bundle, write_bundle
+from abalone_platform.ml.bundle import predict_features, read_bundle
 from abalone_platform.ml.data import line_aligned_ranges, read_abalone_csv
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
 
 # Small enough that the UCI file (192 kB) and its copies split into several ranges and blocks.
 SMALL_WORKER_BYTES = 16 << 10
 SMALL_BLOCK = 8 << 10
-
-
-@pytest.fixture(scope="module")
-def bundle(processed, trained, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    directory = tmp_path_factory.mktemp("bundle")
-    sha = write_bundle(directory, bytes(trained.booster.save_raw("ubj")), processed.preprocessor)
-    return directory, sha
 
 
 @pytest.fixture(scope="module")

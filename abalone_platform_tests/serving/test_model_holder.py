@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from abalone_platform.defs.shared.resources import ModelRegistry
-from abalone_platform.ml.bundle import write_bundle
 from abalone_platform.ml.mlflow_format import save_model_dir
 from abalone_platform.registry import (
     APPROVED,
@@ -27,19 +26,17 @@ from abalone_platform_tests.support.registry import approve, reject
 
 
 @pytest.fixture
-def registry(tmp_path: Path, processed, trained) -> Registry:
+def registry(tmp_path: Path, bundle: tuple[Path, str]) -> Registry:
     """Version 1: a legacy bare bundle, Approved. Version 2: an MLflow model, Pending."""
     resource = ModelRegistry(
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
         artifact_root=(tmp_path / "mlartifacts").as_uri(),
     )
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    sha = write_bundle(bundle, bytes(trained.booster.save_raw("ubj")), processed.preprocessor)
+    bundle_dir, sha = bundle
     model_dir = tmp_path / "model"
-    save_model_dir(model_dir, bundle, sha, None)
+    save_model_dir(model_dir, bundle_dir, sha, None)
     for status, files, tags in (
-        (APPROVED, bundle, {}),
+        (APPROVED, bundle_dir, {}),
         (PENDING, model_dir, {MODEL_FORMAT_TAG: PYFUNC_FORMAT}),
     ):
         register_version(
