@@ -1,4 +1,5 @@
-"""Small PNG figures for the Dagster UI: evaluation scatter, residual histogram, validation curve.
+"""Small PNG figures for the Dagster UI: evaluation scatter, residual histogram, validation curve,
+the tuning study's history.
 
 matplotlib is imported inside each function (its import costs about half a second) and drives the
 Agg canvas directly: no pyplot, so no global figure state and no GUI backend is ever touched.
@@ -81,6 +82,26 @@ def validation_curve_png(validation_rmse: Sequence[float]) -> bytes:
         ax.set_xlabel("boosting round")
         ax.set_ylabel("validation RMSE")
         ax.set_title("Validation RMSE per round")
+
+    return _render(draw)
+
+
+def tuning_history_png(numbers: Sequence[int], cv_rmse: Sequence[float]) -> bytes:
+    """Each trial's cross-validated RMSE, and the best so far, in trial order."""
+    numbers_array = np.asarray(numbers, dtype=np.int64)
+    rmse = np.asarray(cv_rmse, dtype=np.float64)
+
+    def draw(ax) -> None:
+        order = np.argsort(numbers_array)
+        x, y = numbers_array[order], rmse[order]
+        ax.scatter(x, y, s=10, alpha=0.6, edgecolors="none", label="trial")
+        ax.step(x, np.minimum.accumulate(y), where="post", color="tab:red", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel("cross-validated RMSE (train split)")
+        ax.set_title(f"Tuning: {len(y)} trials, best {y.min():.4f}")
+        # A few wild early trials would otherwise flatten the part worth seeing.
+        ax.set_ylim(top=float(np.quantile(y, 0.9)) + 0.05 * float(np.ptp(y) or 1.0))
+        ax.legend(loc="upper right", fontsize=8)
 
     return _render(draw)
 

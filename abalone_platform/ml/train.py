@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,14 +170,29 @@ class TrainedModel:
 
 
 def train_model(
-    train: pd.DataFrame, validation: pd.DataFrame, *, seed: int, compute: Compute
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    *,
+    seed: int,
+    compute: Compute,
+    hyperparameters: Mapping[str, object] | None = None,
+    num_boost_round: int | None = None,
 ) -> TrainedModel:
-    params = {**HYPERPARAMETERS, "seed": seed, "nthread": compute.nthread, "device": compute.device}
+    """Train on ``train``, recording the validation RMSE per round (validation only watches).
+
+    ``hyperparameters`` / ``num_boost_round``: the tuning step's choice; None, the reference's
+    (HYPERPARAMETERS, NUM_BOOST_ROUND), which is also what tuning with no trials hands over.
+    """
+    chosen = HYPERPARAMETERS if hyperparameters is None else hyperparameters
+    rounds = NUM_BOOST_ROUND if num_boost_round is None else num_boost_round
+    if rounds < 1:
+        raise ValueError(f"num_boost_round must be at least 1, got {rounds}")
+    params = {**chosen, "seed": seed, "nthread": compute.nthread, "device": compute.device}
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
         params,
         _dmatrix(train, compute.nthread),
-        num_boost_round=NUM_BOOST_ROUND,
+        num_boost_round=rounds,
         evals=[(_dmatrix(validation, compute.nthread), "validation")],
         evals_result=history,
         verbose_eval=False,
@@ -186,5 +202,5 @@ def train_model(
     return TrainedModel(
         booster=booster,
         validation_rmse=[float(v) for v in history["validation"]["rmse"]],
-        params={**params, "num_boost_round": NUM_BOOST_ROUND},
+        params={**params, "num_boost_round": rounds},
     )
