@@ -44,6 +44,8 @@ PARAMETER_TYPES = ("Integer", "String", "Float", "Boolean")
 # in the order of the reference's definition (steps, then the condition's if / else steps).
 SAGEMAKER_STEPS: dict[str, tuple[str, str]] = {
     "AbaloneProcess": ("Processing", "AbaloneProcess"),
+    # An extension: the reference has no tuning step (see EXTENSION_STEPS).
+    "AbaloneTuning": ("Tuning", "AbaloneTuning"),
     "AbaloneTrain": ("Training", "AbaloneTrain"),
     "AbaloneEval": ("Processing", "AbaloneEval"),
     "AbaloneMSECond": ("Condition", "AbaloneMSECond"),
@@ -52,6 +54,11 @@ SAGEMAKER_STEPS: dict[str, tuple[str, str]] = {
     "AbaloneTransform": ("Transform", "AbaloneTransform"),
     "AbaloneMSEFail": ("Fail", "AbaloneMSEFail"),
 }
+
+# The steps this project adds to the reference's pipeline, in the reference's vocabulary:
+# AbaloneTuning is SageMaker's TuningStep (type "Tuning"), choosing AbaloneTrain's
+# hyperparameters. Anything compared with the reference's definition leaves these out first.
+EXTENSION_STEPS: frozenset[str] = frozenset({"AbaloneTuning"})
 
 # Step -> its PropertyFiles (reference note 1.6).
 PROPERTY_FILES: dict[str, list[dict[str, str]]] = {

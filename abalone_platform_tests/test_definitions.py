@@ -12,12 +12,16 @@ ASSET_DEPS = {
     "validation_split": set(),
     "test_split": set(),
     "preprocessor": set(),
-    "trained_model": {"train_split", "validation_split"},
-    "evaluation_report": {"trained_model", "test_split"},
+    "tuned_hyperparameters": {"train_split"},
+    "trained_model": {"train_split", "validation_split", "tuned_hyperparameters"},
+    "evaluation_report": {"trained_model", "test_split", "train_split", "validation_split"},
     "deployable_model": {"trained_model", "preprocessor", "evaluation_report"},
     "batch_predictions": {"deployable_model", "evaluation_report"},
     "model_package": {"deployable_model", "evaluation_report"},
 }
+
+# No SageMaker counterpart (the reference has no tuning step): named like seed, in CamelCase.
+TUNING_FIELDS = ("tuning_trials", "tuning_timeout_s")
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +84,14 @@ def test_parameters_are_one_resource_with_sagemaker_descriptions(defs: dg.Defini
     fields = type(defs.resources["parameters"]).model_fields
     extras = {n: parameter_extra(f.json_schema_extra) for n, f in fields.items()}
     assert {n: e[0] for n, e in extras.items() if e} == {
-        n: s for n, (s, _) in expected.items() if n != "seed"
+        n: s
+        for n, (s, _) in expected.items()
+        if n not in ("seed", "tuning_trials", "tuning_timeout_s")
     }
     assert extras["seed"] is None and extras["model_package_version"] is None
+    assert all(extras[n] is None for n in TUNING_FIELDS)
+    assert params["tuning_trials"].default_value == 0  # no search: the reference's model
+    assert params["tuning_timeout_s"].default_value > 0
 
 
 def test_code_location_is_found_by_module_name() -> None:

@@ -19,6 +19,13 @@ from abalone_platform import sagemaker as sm
 from abalone_platform.errors import DefinitionError
 from abalone_platform.ml.evaluate import MSE_JSON_PATH, gate_failure_message
 from abalone_platform.ml.train import HYPERPARAMETERS, NUM_BOOST_ROUND
+from abalone_platform.ml.tune import (
+    CV_FOLDS,
+    EARLY_STOPPING_ROUNDS,
+    FIXED_PARAMETERS,
+    MAX_ROUNDS,
+    SEARCH_SPACE,
+)
 from abalone_platform.records.steps import Step, pipeline_steps
 from abalone_platform.registry import MODEL_PACKAGE_GROUP
 
@@ -129,6 +136,7 @@ def pipeline_definition(defs: dg.Definitions) -> dict[str, Any]:
 # How a step of each SageMaker type is referred to by the steps that read what it made.
 _OUTPUT_PROPERTY = {
     "Training": "ModelArtifacts.S3ModelArtifacts",
+    "Tuning": "BestTrainingJob.TunedHyperParameters",
     "Model": "PrimaryContainer.ModelDataUrl",
     "Transform": "TransformOutput.S3OutputPath",
     "RegisterModel": "ModelPackageArn",
@@ -277,11 +285,14 @@ def _processing(g: _Graph, name: str) -> dict[str, Any]:
     }
 
 
-def _training(g: _Graph, name: str) -> dict[str, Any]:
-    hyperparameters = {k: str(v) for k, v in HYPERPARAMETERS.items()}
-    hyperparameters["num_round"] = str(NUM_BOOST_ROUND)
+def _channels(g: _Graph, name: str) -> list[dict[str, Any]]:
+    """A training job's data channels: the inputs made by steps other than a Tuning step (what
+    a tuning step hands over is hyperparameters, not data)."""
     channels = []
     for key in g.inputs(name):
+        source = g.source(key)
+        if source is not None and sm.step_type(source) == "Tuning":
+            continue
         channel: dict[str, Any] = {
             "ChannelName": g.output_name(key),
             "DataSource": {
@@ -295,6 +306,15 @@ def _training(g: _Graph, name: str) -> dict[str, Any]:
         if g.content_type(key):
             channel["ContentType"] = g.content_type(key)
         channels.append(channel)
+    return channels
+
+
+def _training(g: _Graph, name: str) -> dict[str, Any]:
+    # The reference's hyperparameters: what training uses unless the tuning step searched
+    # (tuning_trials > 0, a run parameter with no SageMaker counterpart).
+    hyperparameters = {k: str(v) for k, v in HYPERPARAMETERS.items()}
+    hyperparameters["num_round"] = str(NUM_BOOST_ROUND)
+    channels = _channels(g, name)
     return {
         "AlgorithmSpecification": {"TrainingInputMode": "File"},
         "ResourceConfig": {
@@ -303,6 +323,53 @@ def _training(g: _Graph, name: str) -> dict[str, Any]:
         },
         "HyperParameters": hyperparameters,
         "InputDataConfig": channels,
+    }
+
+
+def _tuning(g: _Graph, name: str) -> dict[str, Any]:
+    """SageMaker's TuningStep arguments for the Optuna search (abalone_platform.ml.tune): its
+    ranges, a Bayesian strategy (TPE), the CV RMSE to minimise, and the training job each trial
+    is. The trial budget is the run parameter tuning_trials, which has no SageMaker
+    counterpart, so ResourceLimits is left out."""
+    ranges: dict[str, list[dict[str, str]]] = {
+        "ContinuousParameterRanges": [],
+        "IntegerParameterRanges": [],
+        "CategoricalParameterRanges": [],
+    }
+    for parameter, (kind, low, high, log) in SEARCH_SPACE.items():
+        key = "IntegerParameterRanges" if kind == "int" else "ContinuousParameterRanges"
+        ranges[key].append(
+            {
+                "Name": parameter,
+                "MinValue": str(low),
+                "MaxValue": str(high),
+                "ScalingType": "Logarithmic" if log else "Linear",
+            }
+        )
+    return {
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {
+                "Type": "Minimize",
+                "MetricName": f"train:cv{CV_FOLDS}-rmse",
+            },
+            "ParameterRanges": ranges,
+            "TrainingJobEarlyStoppingType": "Off",
+        },
+        "TrainingJobDefinition": {
+            # The rounds are XGBoost's early stopping on the held-out folds, up to num_round.
+            "StaticHyperParameters": {
+                **{k: str(v) for k, v in FIXED_PARAMETERS.items()},
+                "num_round": str(MAX_ROUNDS),
+                "early_stopping_rounds": str(EARLY_STOPPING_ROUNDS),
+            },
+            "AlgorithmSpecification": {"TrainingInputMode": "File"},
+            "ResourceConfig": {
+                "InstanceCount": 1,
+                "InstanceType": g.parameter("TrainingInstanceType"),
+            },
+            "InputDataConfig": _channels(g, name),
+        },
     }
 
 
@@ -367,6 +434,7 @@ def _fail(g: _Graph, name: str) -> dict[str, Any]:
 _ARGUMENTS = {
     "Processing": _processing,
     "Training": _training,
+    "Tuning": _tuning,
     "Model": _model,
     "Transform": _transform,
     "RegisterModel": _register_model,

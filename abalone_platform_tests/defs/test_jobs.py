@@ -65,3 +65,26 @@ def test_three_executions(env: Env, abalone_file: Path) -> None:
     # Seeded: the same data and parameters give the same model and the same MSE each time.
     assert versions[0]["mse"] == versions[1]["mse"]
     assert versions[0]["bundle_sha256"] == versions[1]["bundle_sha256"]
+
+
+def test_the_tuned_execution(env: Env) -> None:
+    """configs/execution_tuned.yaml, as a user runs it: the study runs on its budget, training
+    uses its best, and the evaluation says how sure it is, beside the default run's figures."""
+    default = env.execute(CONFIGS / "execution_default.yaml")
+    assert default.returncode == 0, default.stderr[-3000:]
+    reference = latest_metadata(env, "evaluation_report")
+
+    tuned_run = env.execute(CONFIGS / "execution_tuned.yaml")
+    assert tuned_run.returncode == 0, tuned_run.stderr[-3000:]
+    tuned = latest_metadata(env, "tuned_hyperparameters")
+    assert tuned["source"] == "tuned" and tuned["tuning_trials"] == 40
+    assert tuned["trials_run"] == 40 or tuned["stopped_by_timeout"]
+    model = latest_metadata(env, "trained_model")
+    assert model["hyperparameters_source"] == "tuned"
+    assert model["hyperparameters"]["num_boost_round"] == tuned["num_boost_round"]
+    evaluation = latest_metadata(env, "evaluation_report")
+    # The tuned recipe is better where it can be measured without the test split: by CV on
+    # train + validation, the same folds as the reference recipe's.
+    assert evaluation["cv_mse_mean"] < reference["cv_mse_mean"]
+    assert evaluation["mse_ci95_low"] < evaluation["mse"] < evaluation["mse_ci95_high"]
+    assert evaluation["baseline_mse"] == reference["baseline_mse"]

@@ -109,7 +109,7 @@ def test_sigterm_during_a_step_fails_the_run_and_registers_nothing(
         assert run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
         made = materializations(instance, run.run_id)
     # The step that was stopped recorded nothing; the ones after it never ran.
-    order = ["abalone_process", "trained_model", "evaluation_report"]
+    order = ["abalone_process", "tuned_hyperparameters", "trained_model", "evaluation_report"]
     assert step not in made
     assert "model_package" not in made
     if step in order:

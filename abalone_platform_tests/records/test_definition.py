@@ -7,8 +7,9 @@ import pytest
 
 from abalone_platform.definitions import build_defs
 from abalone_platform.errors import DefinitionError
+from abalone_platform.ml.tune import SEARCH_SPACE
 from abalone_platform.records.definition import pipeline_definition, sagemaker_definition
-from abalone_platform.sagemaker import CHECK_STEPS_METADATA, STEP_TAG
+from abalone_platform.sagemaker import CHECK_STEPS_METADATA, EXTENSION_STEPS, STEP_TAG
 from abalone_platform_tests.support.project import SHARED_ABALONE, Env
 
 REFERENCE_PARAMETERS = {
@@ -30,7 +31,7 @@ def test_definition_matches_the_asset_graph():
     producer = {out: s["Name"] for s in definition["Steps"] for out in s["Outputs"]}
 
     assets = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert len(assets) == 9
+    assert len(assets) == 10
     assert {o for s in definition["Steps"] for o in s["Outputs"] if ":" not in o} == assets
     checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
     assert {o for s in definition["Steps"] for o in s["Outputs"] if ":" in o} == checks
@@ -53,6 +54,7 @@ def test_sagemaker_steps_and_types():
     types = {s["SageMakerStep"]: s["SageMakerType"] for s in definition["Steps"]}
     assert types == {
         "AbaloneProcess": "Processing",
+        "AbaloneTuning": "Tuning",
         "AbaloneTrain": "Training",
         "AbaloneEval": "Processing",
         "AbaloneMSECond + AbaloneMSEFail": "Condition + Fail",
@@ -196,11 +198,45 @@ def test_sagemaker_parameters(sagemaker: dict, reference: str):
             assert param["DefaultValue"] == cast(default), name
 
 
+def _reference_only(steps: list[dict]) -> list[dict]:
+    """The steps without this project's documented extensions (sagemaker.EXTENSION_STEPS), each
+    reference step's DependsOn without them too: what the reference notes can be held to."""
+    return [
+        {**s, "DependsOn": [d for d in s["DependsOn"] if d not in EXTENSION_STEPS]}
+        for s in steps
+        if s["Name"] not in EXTENSION_STEPS
+    ]
+
+
+def test_the_tuning_step_is_the_one_extension_and_feeds_training(sagemaker: dict):
+    names = [s["Name"] for s in _flatten(sagemaker["Steps"])]
+    assert (
+        [n for n in names if n in EXTENSION_STEPS] == ["AbaloneTuning"] == sorted(EXTENSION_STEPS)
+    )
+    # A top-level step between processing and training, as SageMaker would order a TuningStep.
+    assert (
+        names.index("AbaloneProcess") < names.index("AbaloneTuning") < names.index("AbaloneTrain")
+    )
+    steps = {s["Name"]: s for s in _flatten(sagemaker["Steps"])}
+    tuning = steps["AbaloneTuning"]
+    assert tuning["Type"] == "Tuning" and tuning["DependsOn"] == ["AbaloneProcess"]
+    assert "AbaloneTuning" in steps["AbaloneTrain"]["DependsOn"]
+    config = tuning["Arguments"]["HyperParameterTuningJobConfig"]
+    assert config["HyperParameterTuningJobObjective"]["Type"] == "Minimize"
+    ranges = config["ParameterRanges"]
+    searched = {r["Name"] for kind in ranges.values() for r in kind}
+    assert searched == set(SEARCH_SPACE)
+    # Tuning reads the train split only: never validation or test.
+    channels = tuning["Arguments"]["TrainingJobDefinition"]["InputDataConfig"]
+    assert [c["ChannelName"] for c in channels] == ["train"]
+    assert tuning["Dagster"]["Assets"] == ["tuned_hyperparameters"]
+
+
 def test_sagemaker_steps_names_types_and_order(sagemaker: dict, reference: str):
     notes = _section(reference, "1.11")
-    steps = sagemaker["Steps"]
+    steps = _reference_only(sagemaker["Steps"])
     # §1.1: steps=[process, train, eval, cond]; the condition's if_steps and else_steps.
-    assert [s["Name"] for s in _flatten(steps)] == _reference_steps(reference)
+    assert [s["Name"] for s in _reference_only(_flatten(steps))] == _reference_steps(reference)
     top = dict(re.findall(r"^  - (Abalone\w+): `(?:Type )?(\w+)`", notes, re.M))
     assert {s["Name"]: s["Type"] for s in steps} == top
     branches = re.search(r"`IfSteps` \[([\w, ]+)\] and `ElseSteps` \[(\w+)\]", notes)
@@ -210,7 +246,7 @@ def test_sagemaker_steps_names_types_and_order(sagemaker: dict, reference: str):
     for step in _flatten(steps):
         assert {"Name", "Type", "DependsOn", "Arguments"} <= step.keys(), step["Name"]
         assert step["Dagster"]["Steps"], step["Name"]
-    by_name = {s["Name"]: s for s in _flatten(steps)}
+    by_name = {s["Name"]: s for s in _reference_only(_flatten(steps))}
     assert by_name["AbaloneProcess"]["DependsOn"] == []
     assert by_name["AbaloneTrain"]["DependsOn"] == ["AbaloneProcess"]
     assert by_name["AbaloneEval"]["DependsOn"] == ["AbaloneProcess", "AbaloneTrain"]

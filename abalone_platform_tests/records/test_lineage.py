@@ -23,6 +23,7 @@ PROCESSING = ["train_split", "validation_split", "test_split", "preprocessor"]
 UCI_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
 STEPS = [
     "AbaloneProcess",
+    "AbaloneTuning",
     "AbaloneTrain",
     "AbaloneEval",
     "AbaloneCreateModel-CreateModel",
@@ -106,7 +107,13 @@ def test_every_step_with_sha256_and_code_version(two_inputs):
     assert {(r["name"], r["direction"]) for r in train} == {
         ("train_split", "Input"),
         ("validation_split", "Input"),
+        ("tuned_hyperparameters", "Input"),
         ("trained_model", "Output"),
+    }
+    tuning = rows_of(lineage, "AbaloneTuning")
+    assert {(r["name"], r["direction"]) for r in tuning} == {
+        ("train_split", "Input"),
+        ("tuned_hyperparameters", "Output"),
     }
 
 

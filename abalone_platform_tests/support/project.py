@@ -38,25 +38,27 @@ UCI_FILE_CANDIDATES = _uci_file_candidates()
 SHARED_ABALONE = next((c for c in UCI_FILE_CANDIDATES if c.exists()), UCI_FILE_CANDIDATES[0])
 BIN = Path(sys.executable).parent
 TEST_ARTIFACTS = REPO_ROOT / "test-artifacts"
-# The public contract: asset keys in pipeline order; the first six are built before the gate.
+# The public contract: asset keys in pipeline order; the first seven are built before the gate.
 ASSETS = (
     "train_split",
     "validation_split",
     "test_split",
     "preprocessor",
+    "tuned_hyperparameters",
     "trained_model",
     "evaluation_report",
     "deployable_model",
     "batch_predictions",
     "model_package",
 )
-UNGATED_ASSETS = ASSETS[:6]
+UNGATED_ASSETS = ASSETS[:7]
 # The SageMaker step each asset stands for (its `sagemaker/step` tag).
 SAGEMAKER_STEP_OF_ASSET = {
     "train_split": "AbaloneProcess",
     "validation_split": "AbaloneProcess",
     "test_split": "AbaloneProcess",
     "preprocessor": "AbaloneProcess",
+    "tuned_hyperparameters": "AbaloneTuning",
     "trained_model": "AbaloneTrain",
     "evaluation_report": "AbaloneEval",
     "deployable_model": "AbaloneCreateModel",
@@ -67,6 +69,7 @@ SAGEMAKER_STEP_OF_ASSET = {
 # its own step.
 PIPELINE_STEPS = (
     "abalone_process",
+    "tuned_hyperparameters",
     "trained_model",
     "evaluation_report",
     "mse_within_threshold",
@@ -74,7 +77,7 @@ PIPELINE_STEPS = (
     "batch_predictions",
     "model_package",
 )
-GATED_ASSETS = ASSETS[6:]
+GATED_ASSETS = ASSETS[7:]
 
 
 def free_port() -> int:

@@ -8,6 +8,7 @@ configured once per run under `resources.parameters.config` (UI launchpad, `dags
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -97,6 +98,19 @@ class PipelineParameters(dg.ConfigurableResource):
         description="Seed for the split's shuffle and XGBoost's subsampling (the reference has "
         "none, so its results drift between runs).",
     )
+    # AbaloneTuning's budget. No SageMaker counterpart (the reference has no tuning step), so,
+    # like seed, no json_schema_extra: the SageMaker definition's parameters stay the six.
+    tuning_trials: int = Field(
+        default=0,
+        description="Optuna trials for tuned_hyperparameters (AbaloneTuning). 0 (default): no "
+        "search, the reference's hyperparameters, the same model as without the step.",
+    )
+    tuning_timeout_s: float = Field(
+        default=600.0,
+        description="Seconds after which tuned_hyperparameters starts no new trial (and stops "
+        "the running one's boosting); the best trial so far is used. A study cut short this way "
+        "is no longer reproducible: the trial count is the budget that is.",
+    )
 
     @field_validator("processing_instance_count")
     @classmethod
@@ -113,6 +127,22 @@ class PipelineParameters(dg.ConfigurableResource):
     def _not_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError(f"model_package_version must be 0 (latest) or a version, got {value}")
+        return value
+
+    @field_validator("tuning_trials")
+    @classmethod
+    def _trials_not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(
+                f"tuning_trials must be 0 (the reference's hyperparameters) or more, got {value}"
+            )
+        return value
+
+    @field_validator("tuning_timeout_s")
+    @classmethod
+    def _timeout_positive(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"tuning_timeout_s must be a number of seconds > 0, got {value}")
         return value
 
     @field_validator("training_instance_type")

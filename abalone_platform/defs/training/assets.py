@@ -1,4 +1,5 @@
-"""AbaloneTrain: XGBoost on the train split, validated per round on the validation split."""
+"""AbaloneTrain: XGBoost on the train split, validated per round on the validation split, with
+the hyperparameters AbaloneTuning chose from that same train split."""
 
 import dagster as dg
 
@@ -6,23 +7,27 @@ from abalone_platform.code_version import code_version
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import (
     chain_metadata,
+    require_made_from,
     upstream,
     upstream_in_run,
 )
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.plots import markdown_image, validation_curve_png
 from abalone_platform.ml.train import InstanceTypeError, resolve_compute, train_model
+from abalone_platform.ml.tune import TuningResult
 from abalone_platform.sagemaker import STEP_TAG
 
 
 @dg.asset(
     group_name="training",
-    deps=["train_split", "validation_split"],
+    deps=["train_split", "validation_split", "tuned_hyperparameters"],
     kinds={"xgboost"},
     tags={STEP_TAG: "AbaloneTrain"},
-    description="SageMaker step AbaloneTrain: XGBoost reg:squarederror, 50 rounds, max_depth 5, "
-    "eta 0.2, gamma 4, min_child_weight 6, subsample 0.7, seeded; saved in XGBoost's own UBJSON "
-    "format. Metadata: the per-round validation RMSE, as numbers and as a curve.",
+    description="SageMaker step AbaloneTrain: XGBoost reg:squarederror with tuned_hyperparameters' "
+    "choice; by default (tuning_trials 0) the reference's: 50 rounds, max_depth 5, eta 0.2, "
+    "gamma 4, min_child_weight 6, subsample 0.7. Seeded; saved in XGBoost's own UBJSON format. "
+    "Metadata: which hyperparameters it used, the per-round validation RMSE, as numbers and as "
+    "a curve.",
 )
 def trained_model(
     context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
@@ -37,9 +42,30 @@ def trained_model(
     validation_up = upstream_in_run(
         context, "validation_split", train_up.run_id, needed_by="trained_model"
     )
+    # The hyperparameters chosen on exactly this train split (this run's, else the latest).
+    tuned_up = upstream(context, "tuned_hyperparameters")
+    require_made_from(
+        tuned_up,
+        train_up,
+        needed_by="trained_model",
+        hint="materialize tuned_hyperparameters first (or run the abalone_pipeline job)",
+    )
+    try:
+        tuned = TuningResult.from_json(artifacts.store.read_bytes(tuned_up.ref))
+    except (ValueError, TypeError) as exc:
+        raise dg.Failure(
+            description=f"{tuned_up.describe()} is not a tuned_hyperparameters document: {exc}"
+        ) from exc
     train = artifacts.read_parquet(train_up.ref)
     validation = artifacts.read_parquet(validation_up.ref)
-    result = train_model(train, validation, seed=parameters.seed, compute=compute)
+    result = train_model(
+        train,
+        validation,
+        seed=parameters.seed,
+        compute=compute,
+        hyperparameters=tuned.hyperparameters,
+        num_boost_round=tuned.num_boost_round,
+    )
     ref = artifacts.store.write_bytes(
         "trained_model", context.run.run_id, "model.ubj", bytes(result.booster.save_raw("ubj"))
     )
@@ -50,6 +76,9 @@ def trained_model(
             "nthread": compute.nthread,
             "device": compute.device,
             "hyperparameters": dg.MetadataValue.json(result.params),
+            # Which hyperparameters: "reference" (tuning_trials 0) or "tuned" (the study's best).
+            "hyperparameters_source": tuned.source,
+            "tuned_hyperparameters_run_id": tuned_up.run_id,
             "validation_rmse": dg.MetadataValue.json(result.validation_rmse),
             "final_validation_rmse": result.validation_rmse[-1],
             "validation_curve": dg.MetadataValue.md(
@@ -59,6 +88,6 @@ def trained_model(
             "train_rows": len(train),
             "validation_rows": len(validation),
             "processing_run_id": train_up.run_id,
-            **chain_metadata(train_up, validation_up),
+            **chain_metadata(train_up, validation_up, tuned_up),
         }
     )

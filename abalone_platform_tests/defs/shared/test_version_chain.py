@@ -100,12 +100,20 @@ def test_a_model_that_was_never_evaluated_is_not_bundled(in_process: Env, other_
         first = run_pipeline(instance)
         assert first.success
         assert run_pipeline(instance, {"input_data": str(other_data)}, PROCESSING).success
-        retrained = run_pipeline(instance, selection=["trained_model"])
+        # Training alone would refuse: the tuned_hyperparameters were chosen on the old split.
+        alone = run_pipeline(instance, selection=["trained_model"])
+        assert not alone.success
+        assert "Refusing to build trained_model" in failure_text(alone)
+        assert "materialize tuned_hyperparameters first" in failure_text(alone)
+        retrained = run_pipeline(instance, selection=["tuned_hyperparameters", "trained_model"])
         assert retrained.success
         model = meta(retrained, "trained_model")
-        # Both splits come from the one (newest) processing run.
+        # Both splits come from the one (newest) processing run, and so do the hyperparameters.
         assert model["upstream"]["train_split"]["run_id"] == model["processing_run_id"]
         assert model["upstream"]["validation_split"]["run_id"] == model["processing_run_id"]
+        tuned = meta(retrained, "tuned_hyperparameters")
+        assert tuned["upstream"]["train_split"]["run_id"] == model["processing_run_id"]
+        assert model["upstream"]["tuned_hyperparameters"]["sha256"] == tuned["sha256"]
 
         refused = run_pipeline(instance, selection=["deployable_model"])
         assert not refused.success
@@ -153,8 +161,9 @@ def test_every_materialization_records_its_upstream_versions(in_process: Env) ->
         result = run_pipeline(instance)
         assert result.success
     expected = {
-        "trained_model": {"train_split", "validation_split"},
-        "evaluation_report": {"trained_model", "test_split"},
+        "tuned_hyperparameters": {"train_split"},
+        "trained_model": {"train_split", "validation_split", "tuned_hyperparameters"},
+        "evaluation_report": {"trained_model", "test_split", "train_split", "validation_split"},
         "deployable_model": {"evaluation_report", "trained_model", "preprocessor"},
         "batch_predictions": {"deployable_model", "evaluation_report"},
         "model_package": {"deployable_model", "evaluation_report"},
