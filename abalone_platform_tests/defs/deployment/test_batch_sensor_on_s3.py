@@ -63,7 +63,9 @@ def test_pipeline_and_batch_sensor_on_s3(
         assert version.tags["bundle_uri"].startswith(f"s3://{bucket}/artifacts/deployable_model/")
         assert version.source.startswith(f"s3://{bucket}/artifacts/mlartifacts/")
         mlflow_keys = keys(client, bucket, "artifacts/mlartifacts/")
-        assert any(k.endswith("/model/model.ubj") for k in mlflow_keys), mlflow_keys
+        # An MLflow model, its booster (XGBoost's format) an artifact of it, all in the bucket.
+        assert any(k.endswith("/model/MLmodel") for k in mlflow_keys), mlflow_keys
+        assert any("/model/artifacts/" in k and k.endswith("/model.ubj") for k in mlflow_keys)
         assert str(in_process.abalone_home) in registry.tracking_uri
 
         # A batch file dropped under the watched prefix: scored by the Approved version, no
