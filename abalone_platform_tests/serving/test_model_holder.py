@@ -24,6 +24,9 @@ from abalone_platform.registry import (
 from abalone_platform.serving.model import ModelHolder
 from abalone_platform_tests.support.registry import approve, reject
 
+# Each test builds a registry (an MLflow SQLite database and two versions): seconds apiece.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def registry(tmp_path: Path, bundle: tuple[Path, str]) -> Registry:
