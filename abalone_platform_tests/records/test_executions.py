@@ -5,6 +5,7 @@ import pytest
 from abalone_platform.definitions import build_defs
 from abalone_platform.records.executions import ExecutionError, describe_execution, list_executions
 from abalone_platform_tests.support.notebook import instance_of
+from abalone_platform_tests.support.project import PIPELINE_STEPS
 
 DOWNSTREAM = {"deployable_model", "batch_predictions", "model_package"}
 
@@ -42,7 +43,7 @@ def test_failed_run_shows_gate_and_reason(notebook):
     for name in DOWNSTREAM:
         assert steps[name]["status"] == "NOT_STARTED"
         assert steps[name]["attempt_count"] == 0
-    for name in ("abalone_process", "trained_model", "evaluation_report"):
+    for name in ("abalone_process", "tuned_hyperparameters", "trained_model", "evaluation_report"):
         assert steps[name]["status"] == "SUCCESS"
         assert steps[name]["attempt_count"] == 1
         assert steps[name]["start"] <= steps[name]["end"]
@@ -56,7 +57,8 @@ def test_passing_run_has_every_step_succeeded(notebook):
     assert info["failure_reason"] is None
     assert info["gate"]["outcome"] == "True"
     assert info["gate"]["threshold"] == 6.0
-    assert [s["status"] for s in info["steps"]] == ["SUCCESS"] * 7
+    assert [s["name"] for s in info["steps"]] == list(PIPELINE_STEPS)
+    assert [s["status"] for s in info["steps"]] == ["SUCCESS"] * len(PIPELINE_STEPS)
     assert info["steps"][0]["sagemaker_step"] == "AbaloneProcess"
 
 
