@@ -5,7 +5,7 @@ import json
 import pytest
 
 from abalone_platform_tests.support.notebook import cli
-from abalone_platform_tests.support.project import SHARED_ABALONE, make_env
+from abalone_platform_tests.support.project import PIPELINE_STEPS, SHARED_ABALONE, make_env
 
 UCI_SHA256 = "de37cdcdcaaa50c309d514f248f7c2302a5f1f88c168905eba23fe2fbc78449f"
 
@@ -86,7 +86,7 @@ def test_lineage_and_executions(notebook):
 def test_definition_is_json(notebook):
     definition = json.loads(ok(cli(notebook.env, "definition")))
     assert {p["sagemaker_name"] for p in definition["Parameters"]} >= {"MseThreshold", "InputData"}
-    assert len(definition["Steps"]) == 7
+    assert [s["Name"] for s in definition["Steps"]] == list(PIPELINE_STEPS)
 
 
 @pytest.mark.slow
