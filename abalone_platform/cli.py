@@ -333,17 +333,18 @@ def cmd_executions_describe(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from abalone_platform.serving.server import ServeOptions, read_token, serve
+    from abalone_platform.serving.server import ServeOptions, serve
 
     serve(
         ServeOptions(
             host=args.host,
             port=args.port,
             version=args.version,
+            alias=args.alias,
             workers=args.workers,
             max_payload_mb=args.max_payload_mb,
             poll_interval_s=args.poll_interval,
-            token=read_token(args.token_file),
+            token_file=args.token_file,
         )
     )
 
@@ -409,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="machine-readable output")
     run.set_defaults(func=cmd_executions_describe)
 
+    from abalone_platform.serving.server import ServeOptions
+
+    defaults = ServeOptions()
     serving = commands.add_parser(
         "serve",
         help="real-time endpoint (SageMaker's /ping and /invocations) for the approved version",
@@ -416,22 +420,26 @@ def build_parser() -> argparse.ArgumentParser:
         "HTTP with SageMaker's inference container contract: GET /ping, POST /invocations "
         "(text/csv or MLflow's JSON forms), GET /metrics. Approvals move it within seconds.",
     )
-    serving.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback)")
-    serving.add_argument("--port", type=int, default=8080, help="default 8080, as SageMaker's")
+    serving.add_argument("--host", default=defaults.host, help=f"default {defaults.host}")
+    serving.add_argument(
+        "--port", type=int, default=defaults.port, help=f"default {defaults.port}, as SageMaker's"
+    )
     which = serving.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="serve this version (unless Rejected)")
     which.add_argument(
         "--alias",
-        choices=("approved",),
-        default="approved",
-        help="follow this alias (default: approved)",
+        choices=(defaults.alias,),
+        default=defaults.alias,
+        help=f"follow this alias (default: {defaults.alias})",
     )
-    serving.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serving.add_argument(
+        "--workers", type=int, default=defaults.workers, help="uvicorn worker processes"
+    )
     serving.add_argument(
         "--max-payload-mb",
         type=float,
-        default=6.0,
-        help="largest request body (default 6, SageMaker's real-time limit)",
+        default=defaults.max_payload_mb,
+        help=f"largest request body (default {defaults.max_payload_mb:g}, SageMaker's limit)",
     )
     serving.add_argument(
         "--token-file",
@@ -440,8 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument(
         "--poll-interval",
         type=float,
-        default=2.0,
-        help="seconds between registry checks for a new approved version (default 2)",
+        default=defaults.poll_interval_s,
+        help="seconds between registry checks for a new approved version "
+        f"(default {defaults.poll_interval_s:g})",
     )
     serving.set_defaults(func=cmd_serve)
 

@@ -626,7 +626,8 @@ def parse_csv_bytes(data: bytes, parameter: str, location: str) -> AbaloneColumn
     def lines() -> Iterator[tuple[int, str]]:
         # The body as text lines: only to place an error, so a good body never pays for it.
         text = data.decode("utf-8", "surrogateescape")
-        return _text_lines(io.StringIO(text), location, parameter)
+        # newline=None: a lone \r ends a line, as for Arrow, so line numbers agree.
+        return _text_lines(io.StringIO(text, newline=None), location, parameter)
 
     def first_row() -> tuple[int, str]:
         return next((number, line) for number, line in lines() if line)
@@ -674,8 +675,9 @@ def columns_from_values(
 ) -> AbaloneColumns:
     """Rows given column by column (a DataFrame's columns, a JSON request's), checked by the
     rules of a batch file: sex one of SEX_CODES or missing (None, NaN, ""), measurements finite
-    numbers >= 0 or missing. Errors name the row (1-based) and the column; extra columns (such
-    as rings) are ignored."""
+    numbers >= 0 or missing (None, NaN from a DataFrame, ""); text must be a number as a CSV
+    field would be. Errors name the row (1-based) and the column; extra columns (such as rings)
+    are ignored."""
     missing = [name for name in FEATURE_COLUMNS if name not in values]
     if missing:
         raise InputDataError(
@@ -683,14 +685,26 @@ def columns_from_values(
             location,
             f"missing column(s) {', '.join(missing)}; expected {', '.join(FEATURE_COLUMNS)}",
         )
-    sex = values[SEX_COLUMN]
+
+    def column_of(name: str) -> Sequence[object] | np.ndarray:
+        column = values[name]
+        if isinstance(column, np.ndarray) and column.ndim == 1:
+            return column
+        if not isinstance(column, list | tuple):
+            raise InputDataError(
+                parameter, location, f"column {name!r} must be a list of values, one per row"
+            )
+        return column
+
+    sex = column_of(SEX_COLUMN)
     n = len(sex)
     codes = np.empty(n, np.int8)
     for row, value in enumerate(sex):
+        text = value.strip(PADDING) if isinstance(value, str) else None
         if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
             codes[row] = MISSING_SEX
-        elif isinstance(value, str) and value.strip(PADDING) in SEX_CODES:
-            codes[row] = SEX_CODES.index(value.strip(PADDING))
+        elif text in SEX_CODES:
+            codes[row] = SEX_CODES.index(text)
         else:
             raise InputDataError(
                 parameter,
@@ -700,39 +714,45 @@ def columns_from_values(
             )
     numerics = np.empty((n, len(NUMERIC_COLUMNS)), np.float64, order="F")
     for j, name in enumerate(NUMERIC_COLUMNS):
-        column = values[name]
+        column = column_of(name)
         if len(column) != n:
             raise InputDataError(
                 parameter, location, f"column {name!r} has {len(column)} rows, 'sex' has {n}"
             )
-        try:
-            # None becomes NaN (missing); text is refused below, row by row, with its value.
-            numerics[:, j] = np.asarray(column, dtype=np.float64)
-            bad = np.flatnonzero(~((numerics[:, j] >= 0) & (numerics[:, j] < np.inf)))
-            bad = bad[~np.isnan(numerics[bad, j])]
-        except (TypeError, ValueError):
-            bad = np.array([_first_non_number(column)])
+        if isinstance(column, np.ndarray) and column.dtype.kind == "f":
+            numerics[:, j] = column  # a DataFrame's double column: NaN is a missing value
+        else:
+            for row, value in enumerate(column):
+                number, problem = _measurement(name, value)
+                if problem is not None:
+                    raise InputDataError(parameter, location, f"row {row + 1}: {problem}")
+                numerics[row, j] = number
+        bad = np.flatnonzero(~((numerics[:, j] >= 0) & (numerics[:, j] < np.inf)))
+        bad = bad[~np.isnan(numerics[bad, j])]
         if len(bad):
-            row = int(bad[0])
-            value = column[row]
-            problem = (
-                _field_problem(name, value.strip(PADDING), False)
-                if isinstance(value, str)
-                else None
-            ) or (
-                f"column {name!r} value {value!r} is "
-                + ("not a number" if not isinstance(value, int | float) else "not finite and >= 0")
+            value = column[int(bad[0])]
+            raise InputDataError(
+                parameter,
+                location,
+                f"row {int(bad[0]) + 1}: column {name!r} value {value!r} is not a finite "
+                "number >= 0",
             )
-            raise InputDataError(parameter, location, f"row {row + 1}: {problem}")
     return AbaloneColumns(codes, numerics, None, source=location)
 
 
-def _first_non_number(column: Sequence[object] | np.ndarray) -> int:
-    for row, value in enumerate(column):
-        try:
-            float(value if value is not None else "nan")  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return row
-        if isinstance(value, str) and _number(value.strip(PADDING)) is None:
-            return row
-    return 0
+def _measurement(name: str, value: object) -> tuple[float, str | None]:
+    """(value, None), or (NaN, what is wrong) for one measurement given as a JSON value: a
+    number, None or "" (missing), or text that would parse in a CSV field."""
+    if value is None or value == "":
+        return math.nan, None
+    if isinstance(value, bool) or not isinstance(value, int | float | str | np.number):
+        return math.nan, f"column {name!r} value {value!r} is not a number"
+    if isinstance(value, str):
+        problem = _field_problem(name, value, False)
+        if problem is not None:
+            return math.nan, problem
+        return float(_number(value.strip(PADDING))), None
+    try:
+        return float(value), None
+    except OverflowError:
+        return math.nan, f"column {name!r} value {value!r} is not a finite number"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -28,7 +29,7 @@ import yaml
 from abalone_platform.ml.bundle import ModelBundle, read_bundle
 from abalone_platform.ml.data import FEATURE_COLUMNS, SEX_COLUMN
 from abalone_platform.ml.pyfunc_model_names import BUNDLE_ARTIFACT, BUNDLE_SHA256_CONFIG
-from abalone_platform.storage.integrity import MANIFEST_FILE
+from abalone_platform.storage.integrity import MANIFEST_FILE, require_sha256
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +55,7 @@ MODEL_CODE_FILES: tuple[str, ...] = (
 )
 # What the model needs at inference, pinned to the versions installed here, which `make` syncs
 # from uv.lock. Given explicitly: MLflow's own inference imports the model and costs seconds.
-MODEL_REQUIREMENTS: tuple[str, ...] = ("mlflow", "xgboost", "numpy", "pandas", "pyarrow", "pyyaml")
+MODEL_REQUIREMENTS: tuple[str, ...] = ("mlflow", "xgboost", "numpy", "pandas", "pyarrow")
 
 
 def pip_requirements() -> list[str]:
@@ -71,17 +72,27 @@ def model_signature():  # -> mlflow.models.ModelSignature
 
 @contextlib.contextmanager
 def _mlflow_quiet() -> Iterator[None]:
+    from mlflow.environment_variables import MLFLOW_LOG_UV_FILES
+
     """MLflow's notes while saving (validating the example, no pip in a uv venv, "add type
     hints": the signature is given explicitly) are not the run log's business; its errors are."""
     logger = logging.getLogger("mlflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    # MLflow would also copy the uv.lock of whatever project the working directory is in; the
+    # pinned requirements are the model's environment, wherever the run started.
+    uv_files = os.environ.get(MLFLOW_LOG_UV_FILES.name)
+    MLFLOW_LOG_UV_FILES.set(False)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
             yield
     finally:
         logger.setLevel(level)
+        if uv_files is None:
+            os.environ.pop(MLFLOW_LOG_UV_FILES.name, None)
+        else:
+            os.environ[MLFLOW_LOG_UV_FILES.name] = uv_files
 
 
 def save_model_dir(
@@ -89,11 +100,7 @@ def save_model_dir(
 ) -> None:
     """Write the MLflow Model of a bundle into ``target`` (which must not exist yet)."""
     import mlflow.pyfunc
-    from mlflow.environment_variables import MLFLOW_LOG_UV_FILES
 
-    # MLflow would also copy the uv.lock of whatever project the working directory is in; the
-    # pinned requirements below are the model's environment, wherever the run started.
-    MLFLOW_LOG_UV_FILES.set(False)
     with (
         tempfile.TemporaryDirectory(prefix="abalone-model-code-") as stage,
         _mlflow_quiet(),
@@ -114,17 +121,27 @@ def save_model_dir(
         )
 
 
-def read_model_dir(directory: Path, legacy_bundle_sha256: str | None = None) -> ModelBundle:
-    """The bundle of a version's downloaded files: an MLflow Model's `bundle` artifact, checked
-    against its model_config sha256, or (a version registered before MLflow models) the bare
-    bundle, checked against ``legacy_bundle_sha256``."""
+def read_model_dir(directory: Path, recorded_bundle_sha256: str | None = None) -> ModelBundle:
+    """The bundle of a version's downloaded files: an MLflow Model's `bundle` artifact, or (a
+    version registered before MLflow models) the bare bundle; checked against the sha256 the
+    registry recorded (``recorded_bundle_sha256``), which must also be MLmodel's when given."""
     mlmodel = directory / MLMODEL_FILE
     if mlmodel.is_file():
         flavor = yaml.safe_load(mlmodel.read_text())["flavors"]["python_function"]
         bundle = directory / flavor["artifacts"][BUNDLE_ARTIFACT]["path"]
-        return read_bundle(bundle, flavor["config"][BUNDLE_SHA256_CONFIG])
-    if (directory / MANIFEST_FILE).is_file() and legacy_bundle_sha256:
-        return read_bundle(directory, legacy_bundle_sha256)
+        configured = flavor["config"][BUNDLE_SHA256_CONFIG]
+        # The registry's record wins: files rewritten in the artifact store, MLmodel included,
+        # must not pass as the registered version.
+        require_sha256(
+            configured,
+            recorded_bundle_sha256 or configured,
+            str(mlmodel),
+            what="bundle sha256 in MLmodel",
+            against="registry's",
+        )
+        return read_bundle(bundle, configured)
+    if (directory / MANIFEST_FILE).is_file() and recorded_bundle_sha256:
+        return read_bundle(directory, recorded_bundle_sha256)
     raise FileNotFoundError(
         f"{directory} holds neither an MLflow model ({MLMODEL_FILE}) nor a bundle "
         f"({MANIFEST_FILE}) with a recorded sha256"

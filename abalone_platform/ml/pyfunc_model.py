@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
+from pandas.api.types import is_float_dtype
 
 from abalone_platform.ml.bundle import predict_columns, read_bundle
 from abalone_platform.ml.data import FEATURE_COLUMNS, columns_from_values
@@ -28,11 +29,18 @@ class AbaloneRingsModel(PythonModel):
     # No type hints on model_input: MLflow would derive a second signature from them; the
     # logged signature (8 raw columns in, one double out) is the contract.
     def predict(self, context, model_input, params=None) -> np.ndarray:
-        columns = columns_from_values(
-            {name: model_input[name].to_numpy() for name in FEATURE_COLUMNS if name in model_input},
-            "model_input",
-            "the DataFrame given to predict",
-        )
+        values = {}
+        for name in FEATURE_COLUMNS:
+            if name in model_input:
+                column = model_input[name]
+                # Missing values as None whatever the dtype (pandas' NA cannot be compared);
+                # double columns stay arrays, NaN meaning missing.
+                values[name] = (
+                    column.to_numpy(dtype="float64", na_value=np.nan)
+                    if is_float_dtype(column.dtype)
+                    else column.astype(object).where(column.notna(), None).to_numpy()
+                )
+        columns = columns_from_values(values, "model_input", "the DataFrame given to predict")
         return predict_columns(self._bundle, columns).astype(np.float64)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,9 +30,10 @@ from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
 from abalone_platform.serving import payloads
 from abalone_platform.serving.metrics import ServerMetrics
-from abalone_platform.serving.model import ModelHolder, ServedModel
+from abalone_platform.serving.model import ModelHolder, ServedModel, Serving
 
-Handler = Callable[[Request, ServedModel | None], Awaitable[Response]]
+Handler = Callable[[Request, Serving], Awaitable[Response]]
+log = logging.getLogger("abalone_platform.serve")
 
 VERSION_HEADER = "X-Model-Version"
 # Bodies up to this size are predicted on the event loop: a thread hand-off costs more than
@@ -41,7 +43,7 @@ INLINE_BODY_BYTES = 64 << 10
 
 @dataclass(frozen=True)
 class AppSettings:
-    max_payload_bytes: int = 6 * 1000 * 1000  # SageMaker's real-time limit, 6 MB
+    max_payload_bytes: int
     token: str | None = None
 
 
@@ -67,31 +69,45 @@ def _media_type(header: str | None) -> str:
 
 
 def _response_type(accept: str | None, request_type: str) -> str | None:
-    """What to answer in: the Accept header's first type we can give; the request's own type
-    for none or */*; None when Accept names only types we cannot give."""
+    """What to answer in: of the types Accept allows (q > 0), the most preferred we can give
+    (the request's own type for */*); the request's type without Accept; None when Accept
+    allows none we can give."""
     if not accept:
         return request_type
-    for part in accept.split(","):
-        media = _media_type(part)
+    ranked = []
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            ranked.append((-quality, position, media.lower()))
+    for _, _, media in sorted(ranked):
         if media in payloads.CONTENT_TYPES:
             return media
-        if media in ("*/*", "text/*", "application/*"):
-            return (
-                request_type
-                if media == "*/*"
-                else {"text/*": payloads.CSV}.get(media, payloads.JSON)
-            )
+        if media == "*/*":
+            return request_type
+        if media == "text/*":
+            return payloads.CSV
+        if media == "application/*":
+            return payloads.JSON
     return None
 
 
 def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings) -> Starlette:
-    expected_auth = f"Bearer {settings.token}".encode() if settings.token else None
+    token = settings.token.encode("latin-1") if settings.token else None
 
     def refused(request: Request) -> Response | None:
-        if expected_auth is None:
+        if token is None:
             return None
-        given = request.headers.get("authorization", "").encode()
-        if hmac.compare_digest(given, expected_auth):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # Headers arrive as latin-1 text; the scheme's name is case-insensitive (RFC 9110).
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.encode("latin-1"), token):
             return None
         return PlainTextResponse(
             "missing or wrong Authorization: Bearer <token>\n",
@@ -99,28 +115,46 @@ def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings
             headers={"WWW-Authenticate": "Bearer"},
         )
 
-    def route(path: str, method: str, handler: Handler) -> Route:
-        """``handler`` behind the token check, with the version header and the metrics. The
-        served model is read once, when the request arrives: one version throughout."""
+    async def dispatch(request: Request, path: str, handler: Handler, model) -> Response:
+        try:
+            return refused(request) or await handler(request, model)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return text(500, "internal error; the server log has the details")
+
+    def route(path: str, method: str | None, handler: Handler) -> Route:
+        """``handler`` behind the token check, with the version header and the metrics (also
+        for 404, 405 and 500 answers). What is served is read once, when the request arrives:
+        one version throughout."""
 
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
-            model = holder.current
-            response = refused(request) or await handler(request, model)
-            version = model.version if model is not None else None
-            response.headers[VERSION_HEADER] = str(version) if version is not None else "none"
+            serving = holder.state
+            allowed = (method, "HEAD") if method == "GET" else (method,)
+            if method is not None and request.method not in allowed:
+                response = text(405, f"{path} takes {method}")
+                response.headers["Allow"] = method
+            else:
+                response = await dispatch(request, path, handler, serving)
+            model = serving.model
+            response.headers[VERSION_HEADER] = str(model.version) if model else "none"
             metrics.observe(path, response.status_code, time.perf_counter() - started)
             return response
 
-        return Route(path, endpoint, methods=[method])
+        methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        return Route(path if method else "/{path:path}", endpoint, methods=methods)
 
     def text(status: int, message: str) -> Response:
         return PlainTextResponse(message + "\n" if message else "", status)
 
-    async def ping(request: Request, model: ServedModel | None) -> Response:
-        return text(200, "") if model is not None else text(503, holder.reason)
+    async def ping(request: Request, serving: Serving) -> Response:
+        return text(200, "") if serving.model is not None else text(503, serving.reason)
 
-    async def invocations(request: Request, model: ServedModel | None) -> Response:
+    async def not_found(request: Request, serving: Serving) -> Response:
+        return text(404, "not found: this endpoint has GET /ping, POST /invocations, GET /metrics")
+
+    async def invocations(request: Request, serving: Serving) -> Response:
+        model = serving.model
         content_type = _media_type(request.headers.get("content-type"))
         if content_type not in payloads.CONTENT_TYPES:
             return text(
@@ -141,7 +175,7 @@ def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings
                 "(--max-payload-mb); split it, or use the batch transform for files",
             )
         if model is None:
-            return text(503, holder.reason)
+            return text(503, serving.reason)
         fault_point("serve.invocation")
         try:
             if len(body) <= INLINE_BODY_BYTES:
@@ -158,7 +192,7 @@ def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings
         metrics.rows.inc(len(columns))
         return payloads.render(predictions, media)
 
-    async def prometheus(request: Request, model: ServedModel | None) -> Response:
+    async def prometheus(request: Request, serving: Serving) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
@@ -175,6 +209,7 @@ def build_app(holder: ModelHolder, metrics: ServerMetrics, settings: AppSettings
             route("/ping", "GET", ping),
             route("/invocations", "POST", invocations),
             route("/metrics", "GET", prometheus),
+            route("other", None, not_found),
         ],
         lifespan=lifespan,
     )

@@ -52,6 +52,12 @@ class ServerMetrics:
             registry=target,
         )
 
+        self.load_failures = Counter(
+            "abalone_serve_model_load_failures",
+            "Versions that should have been served but failed to load (the old one stays).",
+            registry=target,
+        )
+
     def observe(self, path: str, status: int, seconds: float) -> None:
         self.requests.labels(path, str(status)).inc()
         self.latency.labels(path).observe(seconds)

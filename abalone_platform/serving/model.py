@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,20 @@ def load_version(registry: Registry, version: int) -> ServedModel:
     return ServedModel(version=version, bundle=bundle)
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What the endpoint serves now: a model, or none and why. Replaced whole, never changed:
+    a request reads it once."""
+
+    model: ServedModel | None
+    reason: str = ""
+
+
+# A version that failed to load is tried again after this long, not at every poll (each try
+# downloads it again).
+RETRY_FAILED_LOAD_S = 30.0
+
+
 class ModelHolder:
     """The version to serve: the `approved` alias (``pinned`` None) or a pinned version, checked
     every ``poll_interval_s`` seconds by a background thread."""
@@ -68,20 +83,22 @@ class ModelHolder:
         pinned: int | None = None,
         poll_interval_s: float = 2.0,
         on_switch: Callable[[ServedModel | None], None] | None = None,
+        on_load_failure: Callable[[int, Exception], None] | None = None,
     ) -> None:
         self._open_registry = open_registry
         self._registry: Registry | None = None
         self.pinned = pinned
         self.poll_interval_s = poll_interval_s
         self.on_switch = on_switch
-        self.current: ServedModel | None = None
-        self.reason = "no model loaded yet"
+        self.on_load_failure = on_load_failure
+        self.state = Serving(None, "no model loaded yet")
+        self._failed: tuple[int, float] | None = None  # (version, when) of the last failed load
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
-    def following(self) -> str:
-        return f"version {self.pinned}" if self.pinned else f"alias {APPROVED_ALIAS!r}"
+    def current(self) -> ServedModel | None:
+        return self.state.model
 
     def _target(self, registry: Registry) -> tuple[int | None, str]:
         """The version that should be served now, or None and why not."""
@@ -102,14 +119,32 @@ class ModelHolder:
         if self._registry is None:
             self._registry = self._open_registry()
         target, reason = self._target(self._registry)
-        current = self.current
+        current = self.state.model
         if target is None:
+            if current is None and self.state.reason == reason:
+                return
             if current is not None:
                 log.warning("stopped serving version %s: %s", current.version, reason)
-            self.current, self.reason = None, reason
+            self.state = Serving(None, reason)
         elif current is None or current.version != target:
-            loaded = load_version(self._registry, target)  # beside the old one
-            self.current, self.reason = loaded, ""  # the switch: one assignment
+            if self._failed and self._failed[0] == target:
+                if time.monotonic() - self._failed[1] < RETRY_FAILED_LOAD_S:
+                    return
+            try:
+                loaded = load_version(self._registry, target)  # beside the old one
+            except Exception as exc:
+                self._failed = (target, time.monotonic())
+                log.error(
+                    "could not load version %s (%s); %s", target, exc,
+                    f"still serving version {current.version}" if current else "serving none",
+                )  # fmt: skip
+                if self.on_load_failure is not None:
+                    self.on_load_failure(target, exc)
+                if current is None:
+                    self.state = Serving(None, f"could not load version {target}: {exc}")
+                return
+            self._failed = None
+            self.state = Serving(loaded)  # the switch: one assignment
             log.info(
                 "serving %s version %s (%s)",
                 self._registry.name,
@@ -118,8 +153,8 @@ class ModelHolder:
             )
         else:
             return
-        if self.on_switch is not None:
-            self.on_switch(self.current)
+        if self.on_switch is not None and (current is not None or self.state.model is not None):
+            self.on_switch(self.state.model)
 
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
@@ -131,9 +166,9 @@ class ModelHolder:
     def start(self) -> None:
         try:
             self.refresh()
-        except Exception as exc:  # answer 503 with the reason, and keep trying
-            self.reason = f"could not load the model: {exc}"
-            log.error("%s", self.reason)
+        except Exception as exc:  # the registry is unreachable: answer 503 and keep trying
+            self.state = Serving(None, f"could not read the registry: {exc}")
+            log.error("%s", self.state.reason)
         self._thread = threading.Thread(target=self._poll, name="model-holder", daemon=True)
         self._thread.start()
 

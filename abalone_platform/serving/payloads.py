@@ -45,7 +45,7 @@ def _from_row_lists(rows: Sequence[Any], form: str) -> dict[str, list[Any]]:
     values: dict[str, list[Any]] = {name: [] for name in FEATURE_COLUMNS}
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, list) or len(row) not in (len(FEATURE_COLUMNS), len(RAW_COLUMNS)):
-            count = len(row) if isinstance(row, list) else type(row).__name__
+            count = len(row) if isinstance(row, list) else f"a {type(row).__name__}, not a list of"
             raise _bad(
                 f"{form} row {number} has {count} values; expected {len(FEATURE_COLUMNS)} "
                 f"({', '.join(FEATURE_COLUMNS)}) or {len(RAW_COLUMNS)} with rings"
@@ -89,8 +89,11 @@ def parse_json(body: bytes) -> AbaloneColumns:
     if form == "dataframe_split":
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise _bad('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
-        columns = data.get("columns") or list(RAW_COLUMNS)
         rows = data["data"]
+        width = len(rows[0]) if rows and isinstance(rows[0], list) else len(FEATURE_COLUMNS)
+        columns = data.get("columns") or list(RAW_COLUMNS[:width])
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise _bad("dataframe_split columns must be a list of column names")
         for number, row in enumerate(rows, start=1):
             if not isinstance(row, list) or len(row) != len(columns):
                 raise _bad(
@@ -100,7 +103,9 @@ def parse_json(body: bytes) -> AbaloneColumns:
                 )
         values = {name: [row[j] for row in rows] for j, name in enumerate(columns)}
     elif form == "inputs" and isinstance(data, Mapping):
-        values = dict(data)  # {column: [values]}
+        # {column: [values]}, or one row as {column: value}
+        scalar = all(not isinstance(v, list) for v in data.values())
+        values = {name: [v] for name, v in data.items()} if scalar else dict(data)
     else:
         values = _rows(data, form)
     columns = columns_from_values(values, JSON, f"{BODY} ({form})")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from abalone_platform.errors import PlatformError
+from abalone_platform.registry import APPROVED_ALIAS
 
 OPTIONS_ENV = "ABALONE_SERVE_OPTIONS"
 TOKEN_ENV = "ABALONE_SERVE_TOKEN"
@@ -28,14 +29,18 @@ class ServeError(PlatformError):
 
 @dataclass(frozen=True)
 class ServeOptions:
+    """`abalone-platform serve`'s options; their defaults are the command's."""
+
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    version: int | None = None  # None: follow the `approved` alias
+    version: int | None = None  # a pinned version; None: follow ``alias``
+    alias: str = APPROVED_ALIAS
     workers: int = 1
-    max_payload_mb: float = 6.0
+    max_payload_mb: float = 6.0  # SageMaker's real-time payload limit
     poll_interval_s: float = 2.0
-    token: str | None = None
-    tracking_uri: str | None = None
+    # The token's file (else ABALONE_SERVE_TOKEN); read by each worker, so the token itself
+    # never travels in the options (which workers get through the environment).
+    token_file: str | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -61,7 +66,9 @@ def read_token(token_file: str | None) -> str | None:
 
 
 def check_options(options: ServeOptions) -> None:
-    if not is_loopback(options.host) and not options.token:
+    if options.alias != APPROVED_ALIAS:
+        raise ServeError(f"--alias must be {APPROVED_ALIAS!r}, the alias approvals move")
+    if not is_loopback(options.host) and not read_token(options.token_file):
         raise ServeError(
             f"--host {options.host} is reachable from other machines: set {TOKEN_ENV} or "
             "--token-file, and clients send Authorization: Bearer <token>"
@@ -83,13 +90,15 @@ def create_app():  # -> starlette.applications.Starlette; uvicorn's factory in e
     options = ServeOptions(**json.loads(os.environ[OPTIONS_ENV]))
     metrics = ServerMetrics()
     holder = ModelHolder(
-        lambda: open_registry(options.tracking_uri),
+        open_registry,
         pinned=options.version,
         poll_interval_s=options.poll_interval_s,
         on_switch=lambda model: metrics.served(model.version if model else None),
+        on_load_failure=lambda version, exc: metrics.load_failures.inc(),
     )
     settings = AppSettings(
-        max_payload_bytes=int(options.max_payload_mb * 1_000_000), token=options.token
+        max_payload_bytes=int(options.max_payload_mb * 1_000_000),
+        token=read_token(options.token_file),
     )
     return build_app(holder, metrics, settings)
 

@@ -102,6 +102,28 @@ def test_loader_checks_sha256_of_the_booster(model_dir: Path, tmp_path: Path) ->
         mlflow.pyfunc.load_model(str(copy))
 
 
+def test_missing_values_in_a_dataframe_as_pandas_na(model_dir: Path, raw: pd.DataFrame) -> None:
+    """A missing sex as pandas' NA (a "string" column) and a missing length as NaN predict as
+    the empty CSV fields do."""
+    from abalone_platform.ml.bundle import predict_columns
+    from abalone_platform.serving.payloads import parse_csv
+
+    frame = raw.head(2)[list(FEATURE_COLUMNS)].copy()
+    frame["sex"] = frame["sex"].astype("string")
+    frame.loc[0, "sex"] = pd.NA
+    frame.loc[1, "length"] = np.nan
+    predicted = mlflow.pyfunc.load_model(str(model_dir)).predict(frame).astype(np.float32)
+    csv_rows = [",".join(["" if pd.isna(v) else str(v) for v in row]) for row in frame.values]
+    expected = predict_columns(read_model_dir(model_dir), parse_csv("\n".join(csv_rows).encode()))
+    np.testing.assert_array_equal(predicted, expected)
+
+
+def test_registry_record_must_match_mlmodel(model_dir: Path, bundle) -> None:
+    assert read_model_dir(model_dir, bundle[1]) is not None
+    with pytest.raises(ArtifactIntegrityError, match="bundle sha256 in MLmodel"):
+        read_model_dir(model_dir, "0" * 64)
+
+
 def test_legacy_bundle_loads_with_the_recorded_sha256(bundle) -> None:
     directory, sha = bundle
     assert read_model_dir(directory, sha).preprocessor is not None

@@ -203,6 +203,10 @@ def test_bad_requests_get_their_status_and_do_not_stop_the_server(
         got, answer_headers, content = client.request("POST", "/invocations", body, headers)
         assert (got, message in content.decode()) == (status, True), content
         assert answer_headers["x-model-version"] == "1"
+    # Unknown paths and methods: the same header, counted too.
+    for method, path, status in (("GET", "/nope", 404), ("GET", "/invocations", 405)):
+        got, answer_headers, _ = client.request(method, path)
+        assert (got, answer_headers["x-model-version"]) == (status, "1")
     # Still serving, on the same connection and on a new one.
     assert client.request("POST", "/invocations", good, CSV)[0] == 200
     assert server.process.poll() is None

@@ -69,7 +69,8 @@ def test_follows_the_approved_alias(registry: Registry) -> None:
     assert holder.current.version == 1
     reject(registry, 1, reason="test")
     holder.refresh()
-    assert holder.current is None and "no Approved version" in holder.reason
+    holder.refresh()  # nothing changed: no second "switch" to none
+    assert holder.current is None and "no Approved version" in holder.state.reason
     assert [m.version if m else None for m in switches] == [1, 2, 1, None]
 
 
@@ -88,4 +89,4 @@ def test_pinned_version_is_served_until_rejected(registry: Registry) -> None:
     assert holder.current.version == 2  # Pending, pinned: served
     reject(registry, 2, reason="test")
     holder.refresh()
-    assert holder.current is None and "version 2 is Rejected" in holder.reason
+    assert holder.current is None and "version 2 is Rejected" in holder.state.reason

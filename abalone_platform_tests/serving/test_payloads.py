@@ -113,6 +113,16 @@ def test_json_forms_give_the_csv_rows(payload: dict) -> None:
             "row 2: column 'length' value 'big' is not a number",
         ),
         ({"inputs": [["X", *[0.5] * 7]]}, "row 1: column 'sex' has unknown code 'X'"),
+        # JSON values follow a CSV field's rules: no NaN from text, no booleans, no 1_0.
+        ({"instances": [["M", "nan", *[0.5] * 6]]}, "'length' value 'nan' is not a finite"),
+        ({"instances": [["M", True, *[0.5] * 6]]}, "'length' value True is not a number"),
+        ({"instances": [["M", "1_0", *[0.5] * 6]]}, "'length' value '1_0' is not a number"),
+        ({"instances": [["M", 10**400, *[0.5] * 6]]}, "is not a finite number"),
+        ({"dataframe_split": {"columns": [["a"]], "data": [[1]]}}, "list of column names"),
+        (
+            {"inputs": {"sex": "M", **{name: [0.5] for name in FEATURE_COLUMNS[1:]}}},
+            "column 'sex' must be a list of values",
+        ),
         ({"instances": []}, "holds no rows"),
     ],
 )
@@ -120,6 +130,37 @@ def test_json_errors_name_row_and_column(payload: object, message: str) -> None:
     body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
     with pytest.raises(InputDataError, match=message):
         payloads.parse_json(body)
+
+
+def test_json_one_row_and_split_without_columns() -> None:
+    row = dict(zip(FEATURE_COLUMNS, _rows(1)[0], strict=True))
+    one = payloads.parse_json(json.dumps({"inputs": row}).encode())
+    split = payloads.parse_json(json.dumps({"dataframe_split": {"data": _rows(1)}}).encode())
+    np.testing.assert_array_equal(one.numerics, split.numerics)
+    assert len(one) == 1
+
+
+def test_csv_with_lone_cr_line_ends_names_the_line() -> None:
+    with pytest.raises(InputDataError, match="line 3: column 'height'"):
+        payloads.parse_csv(f"{ROW}\r{ROW}\rM,0.4,0.3,x,0.5,0.2,0.1,0.15\r".encode())
+
+
+@pytest.mark.parametrize(
+    ("accept", "request_type", "answer"),
+    [
+        (None, "text/csv", "text/csv"),
+        ("application/json", "text/csv", "application/json"),
+        ("application/json;q=0, text/csv", "application/json", "text/csv"),
+        ("*/*;q=0.5, application/json;q=0.9", "text/csv", "application/json"),
+        ("*/*", "application/json", "application/json"),
+        ("text/*", "application/json", "text/csv"),
+        ("application/xml", "text/csv", None),
+    ],
+)
+def test_accept_picks_the_preferred_type(accept, request_type, answer) -> None:
+    from abalone_platform.serving.app import _response_type
+
+    assert _response_type(accept, request_type) == answer
 
 
 def test_render_is_the_batch_text_in_both_types() -> None:
