@@ -166,7 +166,12 @@ def cross_validated_rmse(
     Early stopping watches the folds' mean held-out RMSE; ``deadline`` (time.monotonic()) stops
     the boosting there too, so one slow trial cannot carry a study far past its timeout.
     """
-    callbacks: list[xgb.callback.TrainingCallback] = []
+    # Early stopping first: XGBoost stops calling callbacks at the first that says stop, and
+    # early stopping must see every round (given as early_stopping_rounds, XGBoost would put it
+    # after ours, and a deadline in the first round would leave it with no best round at all).
+    callbacks: list[xgb.callback.TrainingCallback] = [
+        xgb.callback.EarlyStopping(rounds=EARLY_STOPPING_ROUNDS)
+    ]
     if deadline is not None:
         callbacks.append(_Deadline(deadline))
     history = xgb.cv(
@@ -174,7 +179,6 @@ def cross_validated_rmse(
         dtrain,
         num_boost_round=MAX_ROUNDS,
         folds=list(folds),
-        early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         metrics=("rmse",),
         callbacks=callbacks,
         verbose_eval=False,

@@ -70,7 +70,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
         "--disable-sync",
         "--no-first-run",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-        "--window-size=1600,1000",
+        "--window-size=2000,1400",
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
