@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
             from bench import serving
 
             log("real-time serving: abalone-platform serve vs mlflow models serve")
-            served = serving.bench_serving(source, 2000, 15.0, log)
+            served = serving.bench_serving(source, 1000, 10.0, log)
             text = serving.report(served, results["date"], load() + " at its end")
             print(text)
             if not args.no_write:
