@@ -153,7 +153,8 @@ def resolve_compute(instance_type: str) -> Compute:
     return Compute(instance_type=instance_type, vcpus=vcpus, nthread=nthread, device=device)
 
 
-def _dmatrix(frame: pd.DataFrame, nthread: int) -> xgb.DMatrix:
+def split_dmatrix(frame: pd.DataFrame, nthread: int) -> xgb.DMatrix:
+    """A split's features (MODEL_FEATURES, float32) and rings label, as XGBoost reads them."""
     return xgb.DMatrix(
         frame[list(MODEL_FEATURES)].to_numpy(dtype=np.float32),
         label=frame[LABEL_COLUMN].to_numpy(),
@@ -191,9 +192,9 @@ def train_model(
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
         params,
-        _dmatrix(train, compute.nthread),
+        split_dmatrix(train, compute.nthread),
         num_boost_round=rounds,
-        evals=[(_dmatrix(validation, compute.nthread), "validation")],
+        evals=[(split_dmatrix(validation, compute.nthread), "validation")],
         evals_result=history,
         verbose_eval=False,
     )

@@ -21,10 +21,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from abalone_platform.ml.data import LABEL_COLUMN
 from abalone_platform.ml.evaluate import kfold_indices, threads_for
-from abalone_platform.ml.preprocess import MODEL_FEATURES
-from abalone_platform.ml.train import HYPERPARAMETERS, NUM_BOOST_ROUND
+from abalone_platform.ml.train import HYPERPARAMETERS, NUM_BOOST_ROUND, split_dmatrix
 
 TUNED_FORMAT = "abalone_platform.tuned_hyperparameters/v1"
 # Where the hyperparameters came from: the reference's (no trials) or the study's best trial.
@@ -146,15 +144,6 @@ def suggest(trial: Any) -> dict[str, float | int]:
     return drawn
 
 
-def _features(frame: pd.DataFrame, nthread: int) -> xgb.DMatrix:
-    return xgb.DMatrix(
-        frame[list(MODEL_FEATURES)].to_numpy(dtype=np.float32),
-        label=frame[LABEL_COLUMN].to_numpy(),
-        feature_names=list(MODEL_FEATURES),
-        nthread=nthread,
-    )
-
-
 def cross_validated_rmse(
     dtrain: xgb.DMatrix,
     params: Mapping[str, object],
@@ -226,7 +215,7 @@ def tune(
     # Optuna logs every trial at INFO; the asset reports the study as a table instead.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     nthread = threads_for(len(train), nthread)
-    dtrain = _features(train, nthread)
+    dtrain = split_dmatrix(train, nthread)
     fold_indices = kfold_indices(len(train), folds, seed)
     base = {**FIXED_PARAMETERS, "seed": seed, "nthread": nthread, "device": device}
     trials: list[Trial] = []
