@@ -724,8 +724,14 @@ def describe_version(registry: Registry, version: str | int) -> dict[str, Any]:
     run = registry.client.get_run(mv.run_id) if mv.run_id else None
     tags = dict(mv.tags)
     spec_text = tags.get("inference_spec")
-    shown = {APPROVAL_TAG, HISTORY_TAG, REGISTRATION_TAG, "inference_spec", MSE_TAG}
-    shown.add(MODEL_FORMAT_TAG)
+    shown = {
+        APPROVAL_TAG,
+        HISTORY_TAG,
+        REGISTRATION_TAG,
+        "inference_spec",
+        MSE_TAG,
+        MODEL_FORMAT_TAG,
+    }
     return {
         "name": registry.name,
         "version": int(mv.version),
