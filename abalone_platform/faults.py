@@ -8,6 +8,8 @@ Actions:
 - ``kill``: SIGKILL this process (as ``kill -9`` from outside would);
 - ``term`` / ``int``: send this process SIGTERM / SIGINT and carry on, as a signal arriving
   at that moment would;
+- ``kill_once:<file>``: SIGKILL only the first process to get here (it creates ``<file>``
+  first, atomically); later ones, and retries of the same work, carry on;
 - ``enospc``: raise ``OSError(ENOSPC)``, as a full disk would at a write;
 - ``barrier:<dir>:<n>``: register in ``<dir>`` and wait until ``n`` processes have, so that
   racing processes (two approvals) are all past the same point before any goes on.
@@ -52,6 +54,12 @@ def fault_point(point: str) -> None:
     """Inject the fault that ``ABALONE_FAULT`` names for ``point``, if any."""
     for action in _actions(point):
         if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif action.startswith("kill_once:"):
+            try:
+                os.close(os.open(action.split(":", 1)[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
             os.kill(os.getpid(), signal.SIGKILL)
         elif action == "term":
             os.kill(os.getpid(), signal.SIGTERM)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from abalone_platform.compute.cluster import StepCluster
 from abalone_platform.ml.bundle import write_bundle
 from abalone_platform.ml.data import AbaloneColumns, read_abalone_csv
 from abalone_platform.ml.preprocess import ProcessedData, process
@@ -57,6 +58,16 @@ def abalone_file() -> Path:
         + " (set ABALONE_TEST_DATA to a copy)"
     )
     return SHARED_ABALONE
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[StepCluster]:
+    """A Dask LocalCluster of 2 worker processes (ProcessingInstanceCount 2), started once
+    (about 1.5 s here) for the tests that run parse/transform tasks on it."""
+    from abalone_platform.compute.cluster import open_cluster
+
+    with open_cluster(2) as cluster:
+        yield cluster
 
 
 # The UCI file read, processed and trained on once, for the ML and serving unit tests.

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +40,6 @@ SEX_BY_CODE = np.array([*SEX_CODES, ""])
 
 # Large enough that pyarrow's per-block overhead vanishes, small enough to bound memory.
 DEFAULT_BLOCK_SIZE = 16 << 20
-# Below this a second process costs more than it saves (interpreter start + imports).
-MIN_BYTES_PER_WORKER = 32 << 20
 # Longest line read as text (the first line, and every line while locating an error). A UCI row
 # is under 50 characters and one with full-precision floats under 200; a longer line is not an
 # abalone row, and a bound keeps a multi-gigabyte "line" out of memory (and under csv's own
@@ -304,6 +298,57 @@ def _validated_block(
     return AbaloneColumns(codes, numerics, rings, source=source) if valid else None
 
 
+class InvalidBlock(Exception):
+    """A parsed block breaks a rule (or Arrow refused it); where is for ``locate_error``."""
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail or "a value breaks the abalone file rules")
+        self.detail = detail
+
+
+def parse_stream(
+    source: object,
+    columns: int,
+    *,
+    require_label: bool,
+    location: str,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> Iterator[AbaloneColumns]:
+    """Validated blocks (numerics column-major) of a headerless abalone CSV stream of
+    ``columns`` columns (8 or 9): a whole file, or one line-aligned byte range of it.
+
+    A block that breaks a rule raises InvalidBlock without saying where: the line is found by
+    ``locate_error`` on the whole file, whose line numbers a byte range does not know.
+    """
+    with_label = columns == len(RAW_COLUMNS)
+    try:
+        reader = pacsv.open_csv(
+            source,
+            read_options=_read_options(columns, block_size),
+            convert_options=_convert_options(columns),
+        )
+        for batch in reader:
+            block = _validated_block(batch, with_label, require_label, location)
+            if block is None:
+                raise InvalidBlock()
+            yield block
+    except pa.ArrowInvalid as exc:
+        raise InvalidBlock(str(exc)) from exc
+
+
+def file_columns(path: Path, parameter: str, *, require_label: bool) -> int:
+    """``count_columns``, and with ``require_label`` the 9 columns input data needs."""
+    columns = count_columns(path, parameter)
+    if require_label and columns != len(RAW_COLUMNS):
+        raise InputDataError(
+            parameter,
+            str(path),
+            f"expected {len(RAW_COLUMNS)} columns ({', '.join(RAW_COLUMNS)}), found {columns}",
+            1,
+        )
+    return columns
+
+
 def iter_parsed_batches(
     path: Path,
     parameter: str,
@@ -318,33 +363,23 @@ def iter_parsed_batches(
     rings column is read but may be ignored by the caller. ``source`` is an optional stream over
     (part of) ``path``; errors are always reported against ``path`` and its line numbers.
     """
-    columns = count_columns(path, parameter)
-    if require_label and columns != len(RAW_COLUMNS):
-        raise InputDataError(
-            parameter,
-            str(path),
-            f"expected {len(RAW_COLUMNS)} columns ({', '.join(RAW_COLUMNS)}), found {columns}",
-            1,
-        )
-    with_label = columns == len(RAW_COLUMNS)
+    columns = file_columns(path, parameter, require_label=require_label)
     try:
-        reader = pacsv.open_csv(
+        yield from parse_stream(
             source if source is not None else str(path),
-            read_options=_read_options(columns, block_size),
-            convert_options=_convert_options(columns),
+            columns,
+            require_label=require_label,
+            location=str(path),
+            block_size=block_size,
         )
-        for batch in reader:
-            block = _validated_block(batch, with_label, require_label, str(path))
-            if block is None:
-                # Locating the line needs the raw text; only pay for it when something is wrong.
-                raise locate_error(path, parameter, require_label)
-            yield block
-    except pa.ArrowInvalid as exc:
-        raise locate_error(path, parameter, require_label, detail=str(exc)) from exc
+    except InvalidBlock as exc:
+        # Locating the line needs the raw text; only pay for it when something is wrong.
+        raise locate_error(path, parameter, require_label, detail=exc.detail) from None
 
 
 def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
-    """Split a file into ``parts`` byte ranges that start and end on line boundaries."""
+    """Split a file into at most ``parts`` non-empty byte ranges that start and end on line
+    boundaries (a range may hold only empty lines)."""
     size = path.stat().st_size
     cuts = [0]
     with open(path, "rb") as handle:
@@ -356,111 +391,22 @@ def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
-def _parse(
-    path: Path, parameter: str, require_label: bool, byte_range: tuple[int, int] | None = None
-) -> AbaloneColumns:
-    if byte_range is None:
-        batches = list(iter_parsed_batches(path, parameter, require_label=require_label))
-    else:
-        start, end = byte_range
-        with pa.OSFile(str(path)) as handle:
-            source = handle.get_stream(start, end - start)
-            batches = list(
-                iter_parsed_batches(path, parameter, require_label=require_label, source=source)
-            )
-    return AbaloneColumns.concat(batches, source=str(path))
+def check_has_rows(rows: int, path: Path | str, parameter: str) -> None:
+    if rows == 0:
+        raise InputDataError(parameter, str(path), "file has no data rows")
 
 
-# A worker is a fresh interpreter running only this module (numpy + pyarrow), not
-# multiprocessing's spawn, which re-imports the parent's main module (e.g. the Dagster CLI).
-_PARSE_WORKER = "from abalone_platform.ml.data import _parse_worker_main; _parse_worker_main()"
+def read_abalone_csv(path: Path, parameter: str, *, require_label: bool) -> AbaloneColumns:
+    """Read a whole abalone CSV (validated) in this process; see ``iter_parsed_batches``.
 
-
-def _parse_worker_main() -> None:
-    path, parameter, require_label, start, end, out = sys.argv[1:]
-    try:
-        parsed = _parse(Path(path), parameter, require_label == "1", (int(start), int(end)))
-    except InputDataError as exc:
-        error = {"parameter": exc.parameter, "location": exc.location, "problem": exc.problem}
-        Path(out + ".error.json").write_text(json.dumps({**error, "line": exc.line}))
-        sys.exit(3)
-    # .npy is a data-only format: loaded back with allow_pickle=False.
-    np.save(out + ".numerics.npy", parsed.numerics)
-    np.save(out + ".sex.npy", parsed.sex_codes)
-    if parsed.rings is not None:
-        np.save(out + ".rings.npy", parsed.rings)
-
-
-def _parse_in_processes(
-    path: Path, parameter: str, require_label: bool, ranges: list[tuple[int, int]]
-) -> list[AbaloneColumns]:
-    """The first range in this process, the others each in a worker interpreter."""
-    with tempfile.TemporaryDirectory(prefix="abalone-parse-") as tmp:
-        outs = [str(Path(tmp) / f"part{i}") for i in range(len(ranges))]
-        workers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    _PARSE_WORKER,
-                    str(path),
-                    parameter,
-                    "1" if require_label else "0",
-                    str(start),
-                    str(end),
-                    out,
-                ]
-            )
-            for (start, end), out in zip(ranges[1:], outs[1:], strict=True)
-        ]
-        try:
-            parts = [_parse(path, parameter, require_label, ranges[0])]
-        finally:
-            codes = [worker.wait() for worker in workers]
-        for out, code in zip(outs[1:], codes, strict=True):
-            error = Path(out + ".error.json")
-            if error.exists():
-                raise InputDataError(**json.loads(error.read_text()))
-            if code != 0:
-                raise RuntimeError(f"parsing worker for {path} exited with status {code}")
-            rings = Path(out + ".rings.npy")
-            parts.append(
-                AbaloneColumns(
-                    sex_codes=np.load(out + ".sex.npy", allow_pickle=False),
-                    numerics=np.load(out + ".numerics.npy", allow_pickle=False),
-                    rings=np.load(rings, allow_pickle=False) if rings.exists() else None,
-                    source=str(path),
-                )
-            )
-    return parts
-
-
-def read_abalone_csv(
-    path: Path,
-    parameter: str,
-    *,
-    require_label: bool,
-    workers: int = 1,
-    min_bytes_per_worker: int = MIN_BYTES_PER_WORKER,
-) -> AbaloneColumns:
-    """Read a whole abalone CSV (validated); see ``iter_parsed_batches``.
-
-    With ``workers`` > 1 (ProcessingInstanceCount) and at least ``min_bytes_per_worker`` bytes
-    per worker, line-aligned byte ranges are parsed by that many processes; the result, and any
-    error's file and line, are the same as with one.
+    (ProcessingInstanceCount > 1 reads line-aligned byte ranges as Dask tasks instead:
+    abalone_platform.compute, with the same result and the same errors.)
     """
     size = check_input_file(path, parameter).st_size
     if size == 0:
         raise InputDataError(parameter, str(path), "file is empty")
-    workers = max(1, min(workers, size // min_bytes_per_worker))
-    if workers == 1:
-        parts = [_parse(path, parameter, require_label)]
-    else:
-        parts = _parse_in_processes(
-            path, parameter, require_label, line_aligned_ranges(path, workers)
-        )
-    if sum(len(p) for p in parts) == 0:
-        raise InputDataError(parameter, str(path), "file has no data rows")
+    parts = list(iter_parsed_batches(path, parameter, require_label=require_label))
+    check_has_rows(sum(len(p) for p in parts), path, parameter)
     return AbaloneColumns.concat(parts, source=str(path))
 
 

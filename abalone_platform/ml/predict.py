@@ -6,12 +6,7 @@ input is the raw CSV a user has, and the bundle's own preprocessor is applied to
 
 from __future__ import annotations
 
-import json
-import os
 import queue
-import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,10 +18,10 @@ import pyarrow.csv as pacsv
 from abalone_platform.errors import InputDataError
 from abalone_platform.ml.bundle import ModelBundle, predict_features, read_bundle
 from abalone_platform.ml.data import (
-    MIN_BYTES_PER_WORKER,
     AbaloneColumns,
+    check_has_rows,
     iter_parsed_batches,
-    line_aligned_ranges,
+    parse_stream,
 )
 from abalone_platform.storage.files import check_input_file
 
@@ -37,8 +32,6 @@ TRANSFORM_BLOCK_SIZE = 1 << 20
 # Rows per XGBoost call: each call has a fixed cost (its thread pool wakes up), so small parsed
 # blocks are predicted together.
 PREDICT_ROWS = 1 << 17
-# Multi-worker runs hand out line-aligned pieces of about this size, one at a time.
-PIECE_BYTES = 16 << 20
 
 
 def _write_predictions(predictions: np.ndarray, sink: pa.NativeFile) -> None:
@@ -167,172 +160,23 @@ def transform_stream(
     return rows
 
 
-def transform_range(
-    bundle: ModelBundle, path: Path, start: int, end: int, out_path: Path, block_size: int
-) -> int:
-    """Predictions for the lines in bytes [start, end) of ``path`` into ``out_path``."""
-    # A native stream over the byte range: Arrow's read-ahead thread then never needs the GIL.
-    with pa.OSFile(str(path)) as handle, pa.OSFile(str(out_path), "wb") as out:
-        source = handle.get_stream(start, end - start)
-        batches = iter_parsed_batches(
-            path, BATCH_PARAMETER, require_label=False, block_size=block_size, source=source
-        )
-        return transform_stream(bundle, batches, lambda p: _write_predictions(p, out))
-
-
-# A worker process: a fresh interpreter (not multiprocessing's spawn, which would re-run the
-# parent's main module, e.g. the whole Dagster CLI). scikit-learn is kept out of it: XGBoost
-# imports it at import time only for its sklearn-style estimators, which prediction never uses,
-# and it is most of a worker's start-up time.
-_WORKER_CODE = (
-    "import sys; sys.modules.setdefault('sklearn', None); "
-    "from abalone_platform.ml.predict import _worker_main; _worker_main()"
-)
-
-
-def _worker_main() -> None:
-    """Serve pieces read as JSON lines on stdin; answer each with one JSON line on stdout."""
-    setup = json.loads(sys.stdin.readline())
-    bundle = read_bundle(Path(setup["bundle_dir"]), setup["bundle_sha256"])
-    bundle.booster.set_param({"nthread": setup["nthread"]})
-    for line in sys.stdin:
-        piece = json.loads(line)
-        try:
-            rows = transform_range(
-                bundle,
-                Path(setup["path"]),
-                piece["start"],
-                piece["end"],
-                Path(piece["out"]),
-                setup["block_size"],
-            )
-            answer = {"rows": rows}
-        except InputDataError as exc:  # raised again in the parent, naming file and line
-            answer = {
-                "input_error": {
-                    "parameter": exc.parameter,
-                    "location": exc.location,
-                    "problem": exc.problem,
-                    "line": exc.line,
-                }
-            }
-        except Exception as exc:
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
-
-
-class _Worker:
-    def __init__(self, setup: dict):
-        # Processes share the cores: XGBoost's OpenMP threads should sleep, not spin, when idle.
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_CODE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        self._send(setup)
-
-    def _send(self, message: dict) -> None:
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
-
-    def run(self, start: int, end: int, out: Path) -> int:
-        self._send({"start": start, "end": end, "out": str(out)})
-        line = self.process.stdout.readline()
-        if not line:
-            code = self.process.wait()
-            raise RuntimeError(f"batch transform worker exited with status {code}")
-        answer = json.loads(line)
-        # Plain data over the pipe, never pickles: the parent only needs to say what went wrong.
-        if "input_error" in answer:
-            raise InputDataError(**answer["input_error"])
-        if "error" in answer:
-            raise RuntimeError(f"batch transform worker failed: {answer['error']}")
-        return answer["rows"]
-
-    def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
-
-
-def _run_pieces(
-    bundle_dir: Path,
-    bundle_sha256: str,
-    input_path: Path,
-    pieces: list[tuple[int, int]],
-    parts: list[Path],
-    workers: int,
-    block_size: int,
-) -> list[int]:
-    """Pieces handed out one at a time to this process and ``workers - 1`` worker processes.
-
-    Handing out small pieces on demand, rather than one range per worker, balances the load
-    although the workers start late (they import XGBoost) and the machine may be busy.
-    """
-    nthread = max(1, (os.cpu_count() or 1) // workers)
-    counts = [0] * len(pieces)
-    claimed = iter(range(len(pieces)))
-    lock = threading.Lock()
-    failed = threading.Event()
-    errors: list[BaseException] = []
-
-    def serve(run: Callable[[int, int, Path], int]) -> None:
-        while not failed.is_set():
-            with lock:
-                index = next(claimed, None)
-            if index is None:
-                return
-            try:
-                counts[index] = run(*pieces[index], parts[index])
-            except BaseException as exc:  # collected, re-raised below
-                errors.append(exc)
-                failed.set()
-
-    def local() -> None:
-        bundle = read_bundle(bundle_dir, bundle_sha256)
-        bundle.booster.set_param({"nthread": nthread})
-        serve(lambda a, b, out: transform_range(bundle, input_path, a, b, out, block_size))
-
-    def remote() -> None:
-        try:
-            worker = _Worker(
-                {
-                    "bundle_dir": str(bundle_dir),
-                    "bundle_sha256": bundle_sha256,
-                    "path": str(input_path),
-                    "block_size": block_size,
-                    "nthread": nthread,
-                }
-            )
-        except BaseException as exc:
-            errors.append(exc)
-            failed.set()
-            return
-        try:
-            serve(worker.run)
-        finally:
-            worker.close()
-
-    threads = [threading.Thread(target=local)]
-    threads += [threading.Thread(target=remote) for _ in range(workers - 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        # Every InputDataError names the file's first bad line (found by a scan from its start),
-        # so whichever piece reported it, it is the same error.
-        raise next((e for e in errors if isinstance(e, InputDataError)), errors[0])
-    return counts
+def predictions_csv(
+    bundle: ModelBundle,
+    source: object,
+    columns: int,
+    *,
+    location: str,
+    block_size: int = TRANSFORM_BLOCK_SIZE,
+) -> tuple[bytes, int]:
+    """The batch transform's output bytes for one stream (a line-aligned byte range of a batch
+    file of ``columns`` columns), and its row count. A bad value raises
+    ``ml.data.InvalidBlock``; the caller locates its line in the whole file."""
+    sink = pa.BufferOutputStream()
+    batches = parse_stream(
+        source, columns, require_label=False, location=location, block_size=block_size
+    )
+    rows = transform_stream(bundle, batches, lambda p: _write_predictions(p, sink))
+    return sink.getvalue().to_pybytes(), rows
 
 
 def batch_transform(
@@ -341,47 +185,30 @@ def batch_transform(
     input_path: Path,
     output_path: Path,
     *,
-    workers: int = 1,
     block_size: int = TRANSFORM_BLOCK_SIZE,
-    min_bytes_per_worker: int = MIN_BYTES_PER_WORKER,
 ) -> int:
     """Predict one rings value per row of ``input_path`` into ``output_path`` (headerless CSV,
-    input order). Streams in blocks of ``block_size`` bytes; with ``workers`` > 1 and at least
-    ``min_bytes_per_worker`` bytes per worker, the file's line-aligned pieces are shared between
-    this process and ``workers - 1`` worker processes, and their outputs joined in order.
-    Returns the row count."""
+    input order), in this process: streamed in blocks of ``block_size`` bytes, with every core
+    for XGBoost. Returns the row count. (ProcessingInstanceCount > 1 runs line-aligned pieces
+    as Dask tasks instead: abalone_platform.compute, with byte-identical output.)"""
     # Missing, a FIFO or device, unreadable: refused by name before anything is opened to read.
     size = check_input_file(input_path, BATCH_PARAMETER).st_size
     if size == 0:
         raise InputDataError(BATCH_PARAMETER, str(input_path), "file is empty")
-    workers = max(1, min(workers, size // min_bytes_per_worker or 1))
-    if workers == 1:
-        # One worker streams the file straight into the output, with every core for XGBoost.
-        try:
-            total = transform_range(
-                read_bundle(bundle_dir, bundle_sha256), input_path, 0, size, output_path, block_size
+    try:
+        bundle = read_bundle(bundle_dir, bundle_sha256)
+        # A native stream: Arrow's read-ahead thread then never needs the GIL.
+        with pa.OSFile(str(input_path)) as handle, pa.OSFile(str(output_path), "wb") as out:
+            batches = iter_parsed_batches(
+                input_path,
+                BATCH_PARAMETER,
+                require_label=False,
+                block_size=block_size,
+                source=handle,
             )
-        except BaseException:
-            output_path.unlink(missing_ok=True)  # never leave a partial output behind
-            raise
-    else:
-        piece_bytes = max(min_bytes_per_worker // 2, min(PIECE_BYTES, size // (4 * workers)))
-        pieces = line_aligned_ranges(input_path, max(workers, -(-size // piece_bytes)))
-        parts = [output_path.with_name(f"{output_path.name}.part{i}") for i in range(len(pieces))]
-        try:
-            counts = _run_pieces(
-                bundle_dir, bundle_sha256, input_path, pieces, parts, workers, block_size
-            )
-            with open(output_path, "wb") as out:
-                for part in parts:
-                    with open(part, "rb") as handle:
-                        shutil.copyfileobj(handle, out, 8 << 20)
-        finally:
-            for part in parts:
-                if part.exists():
-                    os.unlink(part)
-        total = sum(counts)
-    if total == 0:
-        output_path.unlink(missing_ok=True)
-        raise InputDataError(BATCH_PARAMETER, str(input_path), "file has no data rows")
+            total = transform_stream(bundle, batches, lambda p: _write_predictions(p, out))
+        check_has_rows(total, input_path, BATCH_PARAMETER)
+    except BaseException:
+        output_path.unlink(missing_ok=True)  # never leave a partial output behind
+        raise
     return total

@@ -87,34 +87,6 @@ def test_batch_files_may_omit_rings(tmp_path: Path) -> None:
     assert len(rows) == 3 and rows.rings is None
 
 
-@pytest.mark.parametrize("workers", [2, 3])
-def test_parsing_in_worker_processes_gives_the_same_rows(
-    tmp_path: Path, abalone_file: Path, workers: int
-) -> None:
-    """ProcessingInstanceCount workers parse byte ranges; the result is the single-process one."""
-    path = write(tmp_path, abalone_file.read_text().splitlines() * 2)
-    single = read_abalone_csv(path, PARAMETER, require_label=True)
-    parallel = read_abalone_csv(
-        path, PARAMETER, require_label=True, workers=workers, min_bytes_per_worker=1
-    )
-    assert len(parallel) == 2 * 4177
-    np.testing.assert_array_equal(parallel.numerics, single.numerics)
-    np.testing.assert_array_equal(parallel.rings, single.rings)
-    assert parallel.sex.tolist() == single.sex.tolist()
-
-
-def test_a_bad_row_parsed_by_a_worker_names_its_line_in_the_whole_file(
-    tmp_path: Path, abalone_file: Path
-) -> None:
-    lines = abalone_file.read_text().splitlines() * 2
-    lines[7000] = lines[7000].replace("M,", "Z,", 1).replace("F,", "Z,", 1).replace("I,", "Z,", 1)
-    path = write(tmp_path, lines)
-    with pytest.raises(InputDataError) as caught:
-        read_abalone_csv(path, PARAMETER, require_label=True, workers=2, min_bytes_per_worker=1)
-    assert caught.value.line == 7001
-    assert "unknown code 'Z'" in str(caught.value)
-
-
 def test_streamed_blocks_joined_are_the_whole_file(tmp_path: Path, abalone_file: Path) -> None:
     """One container for blocks and files: the blocks, concatenated, are what the reader gives."""
     path = write(tmp_path, abalone_file.read_text().splitlines() * 2)

@@ -22,6 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from abalone_platform.compute.cluster import StepCluster
+from abalone_platform.compute.processing import read_abalone_csv_on
+from abalone_platform.compute.ranges import RangeSource
 from abalone_platform.errors import InputDataError
 from abalone_platform.ml.data import (
     MAX_LINE_CHARS,
@@ -61,10 +64,17 @@ def read_batch(path: Path) -> int:
         return sum(len(batch) for batch in batches)
 
 
-def input_error(path: Path, **kwargs: object) -> InputDataError:
+def input_error(path: Path) -> InputDataError:
     with pytest.raises(InputDataError) as caught:
-        read_abalone_csv(path, PARAMETER, require_label=True, **kwargs)
+        read_abalone_csv(path, PARAMETER, require_label=True)
     return caught.value
+
+
+def dask_read(cluster: StepCluster, path: Path) -> AbaloneColumns:
+    """ProcessingInstanceCount 2: byte ranges of about 16 KiB parsed as Dask tasks."""
+    return read_abalone_csv_on(
+        cluster, path, RangeSource(str(path)), PARAMETER, require_label=True, piece_bytes=16 << 10
+    ).rows
 
 
 def batch_error(path: Path) -> InputDataError:
@@ -146,15 +156,18 @@ def test_null_spellings_are_not_missing_values(tmp_path: Path, text: str) -> Non
     assert_names_line(input_error(path), PARAMETER, path, 2, problem)
 
 
-def test_non_finite_value_deep_in_a_large_file_is_located(tmp_path: Path, abalone_file: Path):
+def test_non_finite_value_deep_in_a_large_file_is_located(
+    tmp_path: Path, abalone_file: Path, dask_cluster: StepCluster
+):
     """Found by the check on the parsed arrays of a later block, then placed by the text scan."""
     lines = abalone_file.read_text().splitlines() * 3
     lines[10_000] = with_field(lines[10_000], 4, "inf")
     path = write(tmp_path, lines)
     problem = "column 'whole_weight' value 'inf' is not a finite number"
     assert_names_line(input_error(path), PARAMETER, path, 10_001, problem)
-    error = input_error(path, workers=2, min_bytes_per_worker=1)
-    assert_names_line(error, PARAMETER, path, 10_001, problem)
+    with pytest.raises(InputDataError) as caught:
+        dask_read(dask_cluster, path)
+    assert_names_line(caught.value, PARAMETER, path, 10_001, problem)
 
 
 def test_a_batch_files_rings_column_is_ignored(tmp_path: Path) -> None:
@@ -177,17 +190,14 @@ def pad(line: str, padding: str) -> str:
 
 @pytest.mark.parametrize("padding", [" ", "  ", "\t", " \t"], ids=["1", "2", "tab", "mixed"])
 def test_padded_values_read_as_the_unpadded_file(
-    tmp_path: Path, abalone_file: Path, padding: str
+    tmp_path: Path, abalone_file: Path, padding: str, dask_cluster: StepCluster
 ) -> None:
     """Rule: spaces and tabs around a value are ignored (` M , 0.455 ` reads as `M,0.455`)."""
     lines = abalone_file.read_text().splitlines()
     path = write(tmp_path, [pad(line, padding) for line in lines])
     rows = read_input(path)
     assert fingerprint(rows) == UCI_FINGERPRINT
-    parallel = read_abalone_csv(
-        path, PARAMETER, require_label=True, workers=2, min_bytes_per_worker=1
-    )
-    assert fingerprint(parallel) == UCI_FINGERPRINT
+    assert fingerprint(dask_read(dask_cluster, path)) == UCI_FINGERPRINT
     features = write(tmp_path, [pad(line.rsplit(",", 1)[0], padding) for line in lines], "b.csv")
     assert read_batch(features) == 4177
 

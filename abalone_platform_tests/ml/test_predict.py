@@ -1,5 +1,6 @@
-"""The batch transform: same predictions, in input order, whatever the worker count and chunking;
-bad rows anywhere are reported with the file and the line."""
+"""The batch transform in one process: same predictions, in input order, whatever the chunking;
+bad rows anywhere are reported with the file and the line. (ProcessingInstanceCount > 1, on
+Dask: abalone_platform_tests/compute.)"""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from abalone_platform.ml.bundle import predict_features, read_bundle
 from abalone_platform.ml.data import line_aligned_ranges, read_abalone_csv
 from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
 
-# Small enough that the UCI file (192 kB) and its copies split into several ranges and blocks.
-SMALL_WORKER_BYTES = 16 << 10
+# Small enough that the UCI file (192 kB) and its copies split into several blocks.
 SMALL_BLOCK = 8 << 10
 
 
@@ -44,6 +44,7 @@ def read_output(path: Path) -> np.ndarray:
 
 
 def test_ranges_are_line_aligned_and_cover_the_file(big_file: Path) -> None:
+    """The cuts ProcessingInstanceCount's Dask tasks get."""
     data = big_file.read_bytes()
     ranges = line_aligned_ranges(big_file, 4)
     assert len(ranges) == 4
@@ -52,45 +53,21 @@ def test_ranges_are_line_aligned_and_cover_the_file(big_file: Path) -> None:
         assert end == start and data[end - 1 : end] == b"\n"
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3])
-def test_output_is_the_same_for_any_worker_count_and_in_input_order(
-    bundle: tuple[Path, str], big_file: Path, tmp_path: Path, workers: int
+def test_output_is_the_same_for_any_block_size_and_in_input_order(
+    bundle: tuple[Path, str], big_file: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.csv"
-    count = batch_transform(
-        *bundle,
-        big_file,
-        out,
-        workers=workers,
-        block_size=SMALL_BLOCK,
-        min_bytes_per_worker=SMALL_WORKER_BYTES,
-    )
+    count = batch_transform(*bundle, big_file, out, block_size=SMALL_BLOCK)
     expected = expected_predictions(bundle, big_file)
     assert count == len(expected) == 3 * 4177
-    # Byte-exact against one worker with the default block size (one chunk), and in order:
-    # the same row predicts the same value, so the file's three copies repeat exactly.
+    # Byte-exact against the default block size (one chunk), and in order: the same row
+    # predicts the same value, so the file's three copies repeat exactly.
     reference = tmp_path / "reference.csv"
-    batch_transform(*bundle, big_file, reference, workers=1)
+    batch_transform(*bundle, big_file, reference)
     assert out.read_bytes() == reference.read_bytes()
     predictions = read_output(out)
     np.testing.assert_array_equal(predictions, expected.astype(np.float32))
     np.testing.assert_array_equal(predictions[:4177], predictions[4177 * 2 :])
-    assert not list(tmp_path.glob("*.part*")), "worker parts must be removed"
-
-
-def test_a_nine_column_file_without_a_trailing_newline_splits_cleanly(
-    bundle: tuple[Path, str], abalone_file: Path, tmp_path: Path
-) -> None:
-    source = tmp_path / "labelled.csv"
-    source.write_bytes(abalone_file.read_bytes().rstrip(b"\n"))
-    out = tmp_path / "out.csv"
-    count = batch_transform(
-        *bundle, source, out, workers=2, min_bytes_per_worker=SMALL_WORKER_BYTES
-    )
-    assert count == 4177
-    np.testing.assert_array_equal(
-        read_output(out), expected_predictions(bundle, source).astype(np.float32)
-    )
 
 
 def test_crlf_line_endings_give_the_same_predictions(
@@ -99,8 +76,8 @@ def test_crlf_line_endings_give_the_same_predictions(
     crlf = tmp_path / "crlf.csv"
     crlf.write_bytes(big_file.read_bytes().replace(b"\n", b"\r\n"))
     out, reference = tmp_path / "out.csv", tmp_path / "reference.csv"
-    batch_transform(*bundle, crlf, out, workers=2, min_bytes_per_worker=SMALL_WORKER_BYTES)
-    batch_transform(*bundle, big_file, reference, workers=1)
+    batch_transform(*bundle, crlf, out, block_size=SMALL_BLOCK)
+    batch_transform(*bundle, big_file, reference)
     assert out.read_bytes() == reference.read_bytes()
 
 
@@ -113,12 +90,10 @@ def test_crlf_line_endings_give_the_same_predictions(
     ],
     ids=["short-row", "unknown-sex", "non-numeric"],
 )
-@pytest.mark.parametrize("workers", [1, 2])
 def test_a_bad_row_in_the_second_half_names_the_file_and_line(
     bundle: tuple[Path, str],
     big_file: Path,
     tmp_path: Path,
-    workers: int,
     bad_line: str,
     problem: str,
 ) -> None:
@@ -129,20 +104,13 @@ def test_a_bad_row_in_the_second_half_names_the_file_and_line(
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.csv"
     with pytest.raises(InputDataError) as caught:
-        batch_transform(
-            *bundle,
-            path,
-            out,
-            workers=workers,
-            block_size=SMALL_BLOCK,
-            min_bytes_per_worker=SMALL_WORKER_BYTES,
-        )
+        batch_transform(*bundle, path, out, block_size=SMALL_BLOCK)
     error = caught.value
     assert error.location == str(path)
     assert error.line == line_number
     assert problem in str(error)
     assert str(error).startswith(f"{BATCH_PARAMETER}: {path} line {line_number}: ")
-    assert not out.exists() and not list(tmp_path.glob("*.part*"))
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n"], ids=["empty", "blank-lines"])
@@ -152,7 +120,8 @@ def test_a_file_without_rows_is_an_error(
     path = tmp_path / "empty.csv"
     path.write_bytes(content)
     with pytest.raises(InputDataError, match="empty|no data rows"):
-        batch_transform(*bundle, path, tmp_path / "out.csv", workers=2)
+        batch_transform(*bundle, path, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_the_fitted_statistics_are_sklearns_bit_for_bit(abalone_file: Path) -> None:

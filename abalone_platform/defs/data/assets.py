@@ -2,7 +2,15 @@
 
 import dagster as dg
 
-from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.compute.cluster import ClusterError
+from abalone_platform.compute.processing import read_abalone_csv_on
+from abalone_platform.defs.shared.resources import (
+    ArtifactStore,
+    DaskCluster,
+    PipelineParameters,
+    describe_run_on,
+    ran_on_metadata,
+)
 from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.data import read_abalone_csv
@@ -41,28 +49,44 @@ _SPLIT_SCHEMA = dg.TableSchema(columns=[dg.TableColumn(name, "double") for name 
     ],
 )
 def abalone_process(
-    context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
+    context: dg.AssetExecutionContext,
+    parameters: PipelineParameters,
+    artifacts: ArtifactStore,
+    dask: DaskCluster,
 ):
     fault_point("step.abalone_process")
     input_uri = parameters.effective_input_data
+    count = parameters.processing_instance_count
+    ran_on: dict[str, object] = {"compute": "in-process"}
     try:
         source = artifacts.resolve_input(input_uri, INPUT_PARAMETER, env_hint="ABALONE_INPUT_DATA")
-        rows = read_abalone_csv(
-            source.path,
-            INPUT_PARAMETER,
-            require_label=True,
-            workers=parameters.processing_instance_count,
-        )
+        if count == 1:
+            rows = read_abalone_csv(source.path, INPUT_PARAMETER, require_label=True)
+        else:
+            with dask.open(count) as cluster:
+                read = read_abalone_csv_on(
+                    cluster,
+                    source.path,
+                    dask.range_source(cluster, source, artifacts),
+                    INPUT_PARAMETER,
+                    require_label=True,
+                )
+            rows = read.rows
+            ran_on = ran_on_metadata(cluster, read.tasks_per_worker)
+            context.log.info(f"Parsed {len(rows):,} rows on {describe_run_on(ran_on)}")
         processed = process(rows, parameters.seed)
     except InputDataError as exc:
         raise dg.Failure(description=str(named_by_uri(exc, input_uri))) from exc
+    except ClusterError as exc:
+        raise dg.Failure(description=f"processing_instance_count {count}: {exc}") from exc
     run_id = context.run.run_id
     input_metadata = {
         "input_data": input_uri,
         "input_sha256": source.sha256,
         "input_rows": len(rows),
         "seed": parameters.seed,
-        "processing_instance_count": parameters.processing_instance_count,
+        "processing_instance_count": count,
+        **ran_on,
     }
     store = artifacts.store
     for name, frame in zip(

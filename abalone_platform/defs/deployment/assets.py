@@ -2,10 +2,20 @@
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
-from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry, PipelineParameters
+from abalone_platform.compute.cluster import ClusterError
+from abalone_platform.compute.transform import batch_transform_on
+from abalone_platform.defs.shared.resources import (
+    ArtifactStore,
+    DaskCluster,
+    ModelRegistry,
+    PipelineParameters,
+    describe_run_on,
+    ran_on_metadata,
+)
 from abalone_platform.defs.shared.upstream import (
     bundle_of,
     chain_metadata,
@@ -138,6 +148,7 @@ def batch_predictions(
     parameters: PipelineParameters,
     artifacts: ArtifactStore,
     registry: ModelRegistry,
+    dask: DaskCluster,
 ) -> dg.MaterializeResult:
     fault_point("step.batch_predictions")
     threshold = parameters.mse_threshold
@@ -159,26 +170,38 @@ def batch_predictions(
     store = artifacts.store
     directory = store.local_copy(bundle.ref)
     batch_uri = parameters.effective_batch_data
+    count = parameters.processing_instance_count
+    ran_on: dict[str, object] = {"compute": "in-process"}
     try:
         source = artifacts.resolve_input(batch_uri, BATCH_PARAMETER, env_hint="ABALONE_BATCH_DATA")
         rows: list[int] = []
-        # Named after the input object (its cached copy keeps the object's base name).
-        ref = store.write_with(
-            "batch_predictions",
-            context.run.run_id,
-            f"{source.path.name}.out",
-            lambda out: rows.append(
-                batch_transform(
+
+        def transform(out: Path) -> None:
+            nonlocal ran_on
+            if count == 1:
+                rows.append(batch_transform(directory, bundle.ref.sha256, source.path, out))
+                return
+            with dask.open(count) as cluster:
+                done = batch_transform_on(
+                    cluster,
                     directory,
                     bundle.ref.sha256,
                     source.path,
+                    dask.range_source(cluster, source, artifacts),
                     out,
-                    workers=parameters.processing_instance_count,
                 )
-            ),
+            rows.append(done.rows)
+            ran_on = ran_on_metadata(cluster, done.tasks_per_worker)
+            context.log.info(f"Predicted {done.rows:,} rows on {describe_run_on(ran_on)}")
+
+        # Named after the input object (its cached copy keeps the object's base name).
+        ref = store.write_with(
+            "batch_predictions", context.run.run_id, f"{source.path.name}.out", transform
         )
     except InputDataError as exc:
         raise dg.Failure(description=str(named_by_uri(exc, batch_uri))) from exc
+    except ClusterError as exc:
+        raise dg.Failure(description=f"processing_instance_count {count}: {exc}") from exc
     return dg.MaterializeResult(
         metadata={
             **ref.as_metadata(),
@@ -187,7 +210,8 @@ def batch_predictions(
             "batch_sha256": source.sha256,
             "model_bundle_uri": bundle.ref.uri,
             "model_bundle_sha256": bundle.ref.sha256,
-            "workers": parameters.processing_instance_count,
+            "processing_instance_count": count,
+            **ran_on,
             "mse_threshold": dg.MetadataValue.float(threshold),
             **bundle.provenance,
             **chain,

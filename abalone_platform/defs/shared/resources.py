@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +19,8 @@ import pandas as pd
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr, field_validator
 
+from abalone_platform.compute.cluster import SCHEDULER_VARIABLE, StepCluster
+from abalone_platform.compute.ranges import RangeSource
 from abalone_platform.errors import InputDataError
 from abalone_platform.ml.data import count_columns
 from abalone_platform.ml.predict import BATCH_PARAMETER
@@ -42,7 +46,7 @@ from abalone_platform.storage.inputs import (
     named_by_uri,
     resolve_input,
 )
-from abalone_platform.storage.s3 import S3Files, is_s3_uri
+from abalone_platform.storage.s3 import S3Files, is_s3_uri, parse_s3_uri
 
 DEFAULT_SEED = 42
 
@@ -53,8 +57,8 @@ class PipelineParameters(dg.ConfigurableResource):
     processing_instance_count: int = Field(
         default=1,
         json_schema_extra=sagemaker_parameter("ProcessingInstanceCount", "Integer"),
-        description="ProcessingInstanceCount (Integer, default 1): worker processes for "
-        "processing and batch transform.",
+        description="ProcessingInstanceCount (Integer, default 1): Dask workers for "
+        "processing's parse/validate and the batch transform (1: in this process, no Dask).",
     )
     training_instance_type: str = Field(
         default="ml.m5.xlarge",
@@ -303,6 +307,59 @@ class ModelRegistry(dg.ConfigurableResource):
         return open_registry(self.tracking_uri, self.model_name)
 
 
+class DaskCluster(dg.ConfigurableResource):
+    """Where ProcessingInstanceCount > 1 runs the data work (parse/validate, batch transform):
+    Dask tasks on an existing cluster, or on a LocalCluster of that many worker processes
+    started for the step and closed after it. A count of 1 never imports Dask."""
+
+    scheduler_address: str = Field(
+        default="",
+        description="An existing Dask scheduler (tcp://host:8786); empty: $"
+        f"{SCHEDULER_VARIABLE} (the variable Dask itself reads), else a LocalCluster per step.",
+    )
+
+    @contextmanager
+    def open(self, workers: int) -> Iterator[StepCluster]:
+        """The step's cluster; ClusterError (naming the variable and address) when an existing
+        one cannot be reached, before any work."""
+        from abalone_platform.compute.cluster import open_cluster
+
+        with open_cluster(workers, self.scheduler_address) as cluster:
+            yield cluster
+
+    @staticmethod
+    def range_source(
+        cluster: StepCluster, source: ResolvedInput, artifacts: ArtifactStore
+    ) -> RangeSource:
+        """What the workers read: this machine's file for a LocalCluster (an S3 input's cached
+        copy included); for an existing cluster the S3 object itself, pinned to the ETag of
+        the copy the step hashed, or the path, which its workers must see."""
+        if cluster.local or not is_s3_uri(source.uri):
+            return RangeSource(path=str(source.path))
+        location = parse_s3_uri(source.uri)
+        head = artifacts.s3_files().client.head_object(Bucket=location.bucket, Key=location.key)
+        return RangeSource(path=str(source.path), s3_uri=source.uri, etag=str(head["ETag"]))
+
+
+def ran_on_metadata(cluster: StepCluster, tasks_per_worker: dict[str, int]) -> dict[str, object]:
+    """Where a step's Dask tasks ran, for its materialization metadata."""
+    return {
+        "compute": "Dask LocalCluster" if cluster.local else f"Dask scheduler {cluster.kind}",
+        "dask_workers": len(cluster.workers),
+        "dask_tasks_per_worker": dg.MetadataValue.json(dict(sorted(tasks_per_worker.items()))),
+    }
+
+
+def describe_run_on(ran_on: dict[str, object]) -> str:
+    """One line for the run log: where the tasks ran, and how many each worker did."""
+    tasks = ran_on["dask_tasks_per_worker"].data
+    return (
+        f"{ran_on['compute']} ({ran_on['dask_workers']} workers; tasks per worker: "
+        + ", ".join(f"{worker} {n}" for worker, n in tasks.items())
+        + ")"
+    )
+
+
 def default_registry() -> ModelRegistry:
     return ModelRegistry(tracking_uri=tracking_uri(), artifact_root=mlflow_artifact_root())
 
@@ -322,5 +379,6 @@ def defs() -> dg.Definitions:
                 root=str(abalone_home()), artifact_root=artifact_root_setting(), s3=s3
             ),
             "registry": default_registry(),
+            "dask": DaskCluster(),
         }
     )

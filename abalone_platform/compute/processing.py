@@ -1,0 +1,90 @@
+"""AbaloneProcess's parse/validate as Dask tasks: one line-aligned byte range each, joined in
+file order, so the rows (and everything processing makes of them) are the in-process ones."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from abalone_platform.compute.cluster import StepCluster
+from abalone_platform.compute.pieces import PIECE_BYTES, BadRange, piece_ranges, worker_address
+from abalone_platform.compute.ranges import RangeSource
+from abalone_platform.errors import InputDataError
+from abalone_platform.faults import fault_point
+from abalone_platform.ml.data import (
+    AbaloneColumns,
+    InvalidBlock,
+    check_has_rows,
+    file_columns,
+    locate_error,
+    parse_stream,
+)
+from abalone_platform.storage.files import check_input_file
+
+
+@dataclass(frozen=True)
+class ParsedPiece:
+    rows: AbaloneColumns | BadRange
+    worker: str
+
+
+def parse_piece(
+    source: RangeSource, columns: int, require_label: bool, start: int, end: int
+) -> ParsedPiece:
+    """A Dask task: the validated rows of bytes [start, end) of ``source``."""
+    fault_point("compute.parse_piece")
+    try:
+        with source.open(start, end) as stream:
+            rows = AbaloneColumns.concat(
+                list(
+                    parse_stream(
+                        stream, columns, require_label=require_label, location=source.location
+                    )
+                ),
+                source=source.location,
+            )
+    except InvalidBlock as exc:
+        return ParsedPiece(BadRange(exc.detail), worker_address())
+    return ParsedPiece(rows, worker_address())
+
+
+@dataclass(frozen=True)
+class DaskRead:
+    rows: AbaloneColumns
+    tasks_per_worker: dict[str, int]
+
+
+def read_abalone_csv_on(
+    cluster: StepCluster,
+    path: Path,
+    source: RangeSource,
+    parameter: str,
+    *,
+    require_label: bool,
+    piece_bytes: int = PIECE_BYTES,
+) -> DaskRead:
+    """``ml.data.read_abalone_csv`` as tasks on ``cluster``: the same rows, the same errors.
+
+    ``path`` is this process's copy of the input (for the cuts, and to locate a bad line with
+    its global line number); the workers read ``source`` themselves.
+    """
+    size = check_input_file(path, parameter).st_size
+    if size == 0:
+        raise InputDataError(parameter, str(path), "file is empty")
+    columns = file_columns(path, parameter, require_label=require_label)
+    futures = [
+        cluster.client.submit(parse_piece, source, columns, require_label, start, end, pure=False)
+        for start, end in piece_ranges(path, len(cluster.workers), piece_bytes)
+    ]
+    pieces: list[ParsedPiece] = cluster.client.gather(futures)
+    bad = next((p.rows for p in pieces if isinstance(p.rows, BadRange)), None)
+    if bad is not None:
+        # The file's first bad line, whichever range held it: what one process reports.
+        raise locate_error(path, parameter, require_label, detail=bad.detail)
+    parts = [p.rows for p in pieces]
+    check_has_rows(sum(len(p) for p in parts), path, parameter)
+    return DaskRead(
+        rows=AbaloneColumns.concat(parts, source=str(path)),
+        tasks_per_worker=dict(Counter(p.worker for p in pieces)),
+    )
