@@ -34,6 +34,7 @@ SLOW_FIXTURES = {
     "browser": "chromium driven by selenium",
     "mlflow_server": "a real `mlflow server`",
 }
+# (A test module may also mark itself slow, as the Dask scheduler tests do.)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -71,10 +71,6 @@ def _bundle(payload: BundlePayload, nthread: int) -> ModelBundle:
     return bundle
 
 
-def _payload(payload: BundlePayload) -> BundlePayload:
-    return payload
-
-
 @dataclass(frozen=True)
 class PredictedPiece:
     output: bytes | BadRange
@@ -133,10 +129,10 @@ def batch_transform_on(
         raise InputDataError(BATCH_PARAMETER, str(path), "file is empty")
     columns = file_columns(path, BATCH_PARAMETER, require_label=False)
     client = cluster.client
-    # Small (the model and the preprocessor's JSON): one task holds it, and workers fetch it
-    # from each other once, not per piece. A task rather than scattered data: a result Dask
-    # can compute again when the worker holding it dies.
-    payload = client.submit(_payload, BundlePayload.read(bundle_dir, bundle_sha256), pure=False)
+    # The model and the preprocessor's JSON travel with each task (tens of kilobytes; each
+    # worker loads the model once). Held by a shared task instead, they would draw every piece
+    # to the worker that ran it (Dask places a task where its inputs are).
+    payload = BundlePayload.read(bundle_dir, bundle_sha256)
     futures = [
         client.submit(
             predict_piece,
