@@ -1,4 +1,5 @@
-"""The Dagster instance's storage, as dagster.yaml names it (`storage: custom`).
+"""The Dagster instance's storage, as dagster.yaml names it (`storage: custom`), and the run
+launcher of the shared (Postgres) instance, deploy/postgres/dagster.yaml (`MonitoredRunLauncher`).
 
 Two fixes over `storage: sqlite` / `local_artifact_storage`, nothing else changed:
 - A relative ``base_dir`` resolves against DAGSTER_HOME (the folder holding dagster.yaml), not
@@ -13,9 +14,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
+from dagster._core.events import DagsterEventType
+from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
+from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
+from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.root import LocalArtifactStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClassData
@@ -65,3 +71,74 @@ class HomeArtifactStorage(LocalArtifactStorage):
         cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
     ) -> HomeArtifactStorage:
         return cls(home_relative(config_value["base_dir"]), inst_data=inst_data)
+
+
+# The run tag MonitoredRunLauncher sets at launch: the machine whose code server runs the run.
+RUN_HOST_TAG = "abalone/run_host"
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}
+
+
+class MonitoredRunLauncher(DefaultRunLauncher):
+    """Dagster's DefaultRunLauncher (a run is a subprocess of its code server), plus the worker
+    health check that run monitoring needs and DefaultRunLauncher lacks.
+
+    Run monitoring (`run_monitoring: enabled` in the daemon) asks the launcher whether a STARTED
+    run's worker is alive; DefaultRunLauncher cannot say, so a run whose process died stays
+    STARTED unless its code server happened to see it die (not when the code server died too,
+    or was restarted). This launcher records the launching machine on each run it starts from a
+    code server on that machine, and answers with the run worker's pid (from its RUN_START
+    event) on that machine. Runs it cannot judge (started by `dagster job execute`, by another
+    machine, or from a remote code server) are reported RUNNING, left to `max_runtime_seconds`.
+    """
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        from dagster._core.remote_representation.code_location import GrpcServerCodeLocation
+
+        run = context.dagster_run
+        origin = run.remote_job_origin
+        if context.workspace is not None and origin is not None:
+            location = context.workspace.get_code_location(
+                origin.repository_origin.code_location_origin.location_name
+            )
+            if (
+                isinstance(location, GrpcServerCodeLocation)
+                and (location.client.host or "") in _LOCAL_HOSTS
+            ):
+                self._instance.add_run_tags(run.run_id, {RUN_HOST_TAG: socket.gethostname()})
+        super().launch_run(context)
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        if run.tags.get(RUN_HOST_TAG) != socket.gethostname():
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "not launched from this machine")
+        records = self._instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.RUN_START, limit=1
+        ).records
+        event = records[0].event_log_entry.dagster_event if records else None
+        pid = event.pid if event is not None else None
+        if pid is None:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "no RUN_START pid yet")
+        if _process_alive(pid):
+            return CheckRunHealthResult(WorkerStatus.RUNNING, f"pid {pid} is alive")
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED,
+            f"the run worker process (pid {pid} on {socket.gethostname()}) is gone: it was "
+            "killed (e.g. kill -9) or crashed",
+        )
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"  # a zombie has finished; its parent just has not reaped it

@@ -566,7 +566,8 @@ def _experiment_id(client: MlflowClient, artifact_root: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root)
+        # An empty root lets a tracking server choose (its proxied artifacts destination).
+        return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root or None)
     except MlflowException:
         # Another run created it between our lookup and our create.
         return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id

@@ -39,9 +39,13 @@ def tracking_uri() -> str:
 def mlflow_artifact_root() -> str:
     """Where MLflow stores the registered versions' files: ``<ABALONE_ARTIFACT_ROOT>/mlartifacts``
     when that is set (an s3:// root reaches S3 through boto3's standard settings,
-    AWS_ENDPOINT_URL included), else ABALONE_HOME/mlartifacts. The registry's database stays
-    where the tracking URI says either way."""
+    AWS_ENDPOINT_URL included); else, with a tracking server (http:// or https://), empty: the
+    server decides (its ``--artifacts-destination``, proxied, so clients need no S3
+    credentials); else ABALONE_HOME/mlartifacts. The registry's database stays where the
+    tracking URI says either way."""
     root = artifact_root_setting()
+    if not root and tracking_uri().startswith(("http://", "https://")):
+        return ""
     if root.startswith("s3://"):
         return f"{root.rstrip('/')}/mlartifacts"
     if root:

@@ -1,4 +1,5 @@
-"""A real `mlflow server` on a free loopback port (SQLite backend store, local artifact root),
+"""A real `mlflow server` on a free loopback port (SQLite backend store and local artifact root
+by default; a Postgres backend store and an S3 artifacts destination for the team set-up),
 started and stopped by the test or fixture that uses it."""
 
 from __future__ import annotations
@@ -39,9 +40,21 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def mlflow_server(root: Path, timeout: float = STARTUP_TIMEOUT_S) -> Iterator[MlflowServer]:
+def mlflow_server(
+    root: Path,
+    timeout: float = STARTUP_TIMEOUT_S,
+    *,
+    backend_store_uri: str | None = None,
+    artifacts_destination: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[MlflowServer]:
     """`mlflow server` with its own process group, ready (GET /health answers 200) when yielded
-    and always stopped, with whatever it started, on exit."""
+    and always stopped, with whatever it started, on exit.
+
+    ``backend_store_uri`` (default SQLite in ``root``) and ``artifacts_destination`` (the server
+    proxies artifacts there, ``--artifacts-destination``; default: a local
+    ``--default-artifact-root`` the clients write to directly); ``extra_env`` for the server
+    process (e.g. AWS_ENDPOINT_URL and credentials for an s3:// destination)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -50,15 +63,20 @@ def mlflow_server(root: Path, timeout: float = STARTUP_TIMEOUT_S) -> Iterator[Ml
     # The server's background job runners (several huey consumer processes) serve features the
     # registry does not use; they would only compete for the CPUs.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env.update(extra_env or {})
+    artifacts = (
+        ["--artifacts-destination", artifacts_destination]
+        if artifacts_destination
+        else ["--default-artifact-root", str(root / "artifacts")]
+    )
     with open(log, "w") as out:
         process = subprocess.Popen(
             [
                 str(BIN / "mlflow"),
                 "server",
                 "--backend-store-uri",
-                f"sqlite:///{root / 'server.db'}",
-                "--default-artifact-root",
-                str(root / "artifacts"),
+                backend_store_uri or f"sqlite:///{root / 'server.db'}",
+                *artifacts,
                 "--host",
                 "127.0.0.1",
                 "--port",
