@@ -13,11 +13,14 @@ from abalone_platform.compute.ranges import RangeSource
 from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.data import (
+    RAW_COLUMNS,
     AbaloneColumns,
     InvalidBlock,
+    RowsBuilder,
     check_has_rows,
     file_columns,
     locate_error,
+    max_rows,
     parse_stream,
 )
 from abalone_platform.storage.files import check_input_file
@@ -77,14 +80,21 @@ def read_abalone_csv_on(
         cluster.client.submit(parse_piece, source, columns, require_label, start, end, pure=False)
         for start, end in piece_ranges(path, len(cluster.workers), piece_bytes)
     ]
-    pieces: list[ParsedPiece] = cluster.client.gather(futures)
-    bad = next((p.rows for p in pieces if isinstance(p.rows, BadRange)), None)
-    if bad is not None:
-        # The file's first bad line, whichever range held it: what one process reports.
-        raise locate_error(path, parameter, require_label, detail=bad.detail)
-    parts = [p.rows for p in pieces]
-    check_has_rows(sum(len(p) for p in parts), path, parameter)
-    return DaskRead(
-        rows=AbaloneColumns.concat(parts, source=str(path)),
-        tasks_per_worker=dict(Counter(p.worker for p in pieces)),
-    )
+    builder = RowsBuilder(max_rows(path), with_label=columns == len(RAW_COLUMNS))
+    workers: Counter[str] = Counter()
+    try:
+        # In file order, each piece copied into the rows and released as it arrives.
+        for index, future in enumerate(futures):
+            piece: ParsedPiece = future.result()
+            futures[index] = None
+            if isinstance(piece.rows, BadRange):
+                # The file's first bad line, whichever range held it: what one process reports.
+                raise locate_error(path, parameter, require_label, detail=piece.rows.detail)
+            builder.add(piece.rows)
+            workers[piece.worker] += 1
+    finally:
+        for future in futures:
+            if future is not None:
+                future.cancel()
+    check_has_rows(builder.rows, path, parameter)
+    return DaskRead(rows=builder.build(str(path)), tasks_per_worker=dict(workers))

@@ -396,8 +396,49 @@ def check_has_rows(rows: int, path: Path | str, parameter: str) -> None:
         raise InputDataError(parameter, str(path), "file has no data rows")
 
 
+def max_rows(path: Path) -> int:
+    """An upper bound on the rows of ``path``: its line ends (\\n and \\r) plus one, counted in
+    one pass of 16 MiB reads."""
+    ends = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(16 << 20):
+            ends += chunk.count(b"\n") + chunk.count(b"\r")
+    return ends + 1
+
+
+class RowsBuilder:
+    """Blocks of a file copied, in order, into arrays allocated once for ``capacity`` rows:
+    the file's rows held once, never a list of blocks and their joined copy side by side (at
+    30M rows that would be 4 GB instead of 2). Pages past the rows actually filled are never
+    touched, so an upper bound for ``capacity`` costs address space, not memory."""
+
+    def __init__(self, capacity: int, with_label: bool):
+        self.sex_codes = np.empty(capacity, np.int8)
+        self.numerics = np.empty((capacity, len(NUMERIC_COLUMNS)), np.float64)
+        self.rings = np.empty(capacity, np.float64) if with_label else None
+        self.rows = 0
+
+    def add(self, block: AbaloneColumns) -> None:
+        end = self.rows + len(block)
+        self.sex_codes[self.rows : end] = block.sex_codes
+        self.numerics[self.rows : end] = block.numerics
+        if self.rings is not None:
+            self.rings[self.rows : end] = block.rings
+        self.rows = end
+
+    def build(self, source: str) -> AbaloneColumns:
+        n = self.rows
+        return AbaloneColumns(
+            self.sex_codes[:n],
+            self.numerics[:n],
+            None if self.rings is None else self.rings[:n],
+            source=source,
+        )
+
+
 def read_abalone_csv(path: Path, parameter: str, *, require_label: bool) -> AbaloneColumns:
     """Read a whole abalone CSV (validated) in this process; see ``iter_parsed_batches``.
+    Numerics row-major; peak memory about the rows themselves plus one block.
 
     (ProcessingInstanceCount > 1 reads line-aligned byte ranges as Dask tasks instead:
     abalone_platform.compute, with the same result and the same errors.)
@@ -405,9 +446,12 @@ def read_abalone_csv(path: Path, parameter: str, *, require_label: bool) -> Abal
     size = check_input_file(path, parameter).st_size
     if size == 0:
         raise InputDataError(parameter, str(path), "file is empty")
-    parts = list(iter_parsed_batches(path, parameter, require_label=require_label))
-    check_has_rows(sum(len(p) for p in parts), path, parameter)
-    return AbaloneColumns.concat(parts, source=str(path))
+    columns = file_columns(path, parameter, require_label=require_label)
+    builder = RowsBuilder(max_rows(path), with_label=columns == len(RAW_COLUMNS))
+    for block in iter_parsed_batches(path, parameter, require_label=require_label):
+        builder.add(block)
+    check_has_rows(builder.rows, path, parameter)
+    return builder.build(str(path))
 
 
 # The numbers Arrow's float parser accepts (checked against it): decimal and exponent forms,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,8 +77,89 @@ class Preprocessor:
         return cls(**payload)
 
 
-def fit_preprocessor(train_rows: AbaloneColumns) -> Preprocessor:
-    """Fit the reference's sklearn steps on the training rows and keep their fitted values."""
+# Rows per chunk when a split is fit on, transformed and written: pyarrow's default maximum
+# row group (1,048,576 rows), so that a split written chunk by chunk has the row groups, and
+# the bytes, of the whole frame written at once; and memory stays a few chunks, not a split.
+CHUNK_ROWS = 1 << 20
+# Below this many rows NumPy's nanmedian over a 2-d array takes another path (masked arrays);
+# such small fits are done in one piece, exactly as SimpleImputer's statistics were matched.
+_SMALL_FIT_ROWS = 600
+
+
+def _chunks(index: np.ndarray, chunk_rows: int) -> list[np.ndarray]:
+    return [index[at : at + chunk_rows] for at in range(0, len(index), chunk_rows)]
+
+
+class _SequentialSum:
+    """Column sums of row chunks, bit for bit what NumPy's ``sum(axis=0)`` gives for the whole
+    C-ordered matrix at once (a sequential accumulation down each column): each chunk's first
+    row starts from the running total, then the chunk is summed the same way."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+
+    def add(self, chunk: np.ndarray) -> None:
+        """``chunk``: an (m, k) C-ordered float64 array this sum may modify."""
+        if self.total is not None:
+            chunk[0] += self.total
+        self.total = chunk.sum(axis=0)
+
+
+def fit_preprocessor(
+    rows: AbaloneColumns, index: np.ndarray | None = None, *, chunk_rows: int = CHUNK_ROWS
+) -> Preprocessor:
+    """Fit the reference's sklearn steps on ``rows`` (those at ``index``: the training rows)
+    and keep their fitted values: SimpleImputer(strategy="median") then StandardScaler, bit
+    for bit, in chunks of ``chunk_rows`` rows (one column at a time for the medians), so a
+    30M-row input is never copied whole."""
+    index = np.arange(len(rows)) if index is None else index
+    n = len(index)
+    if n < _SMALL_FIT_ROWS or any(
+        np.isnan(rows.numerics[index, j]).all() for j in range(len(NUMERIC_COLUMNS))
+    ):
+        return _fit_in_one_piece(rows.take(index))
+    # SimpleImputer's medians: NumPy's nanmedian of each column, the function it applies per
+    # column of a 2-d array (without its masked-array median, a second per million rows).
+    medians = np.array(
+        [
+            np.nanmedian(rows.numerics[index, j], overwrite_input=True)
+            for j in range(len(NUMERIC_COLUMNS))
+        ]
+    )
+
+    def imputed(part: np.ndarray) -> np.ndarray:
+        chunk = rows.numerics[part]
+        missing = np.isnan(chunk)
+        if missing.any():
+            chunk[missing] = np.broadcast_to(medians, chunk.shape)[missing]
+        return chunk
+
+    # StandardScaler.fit on the imputed rows (sklearn's _incremental_mean_and_var from zero
+    # samples): the mean, then the corrected two-pass variance around it.
+    total = _SequentialSum()
+    for part in _chunks(index, chunk_rows):
+        total.add(imputed(part))
+    count = np.full(len(NUMERIC_COLUMNS), float(n))
+    mean = total.total / count
+    correction, squares = _SequentialSum(), _SequentialSum()
+    for part in _chunks(index, chunk_rows):
+        centred = imputed(part) - mean
+        squared = centred**2
+        correction.add(centred)
+        squares.add(squared)
+    variance = (squares.total - correction.total**2 / count) / count
+    return _preprocessor(medians, mean, _scale(variance, mean, count[0]), n)
+
+
+def _scale(variance: np.ndarray, mean: np.ndarray, n: float) -> np.ndarray:
+    """StandardScaler's scale_ from its var_ and mean_: near-constant features scale by 1."""
+    from sklearn.preprocessing._data import _handle_zeros_in_scale, _is_constant_feature
+
+    constant = _is_constant_feature(variance, mean, n)
+    return _handle_zeros_in_scale(np.sqrt(variance), copy=False, constant_mask=constant)
+
+
+def _fit_in_one_piece(train_rows: AbaloneColumns) -> Preprocessor:
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -91,11 +173,15 @@ def fit_preprocessor(train_rows: AbaloneColumns) -> Preprocessor:
         medians = numeric.named_steps["simpleimputer"].statistics_
         scaler = numeric.named_steps["standardscaler"]
     else:
-        # SimpleImputer(strategy="median")'s statistics, bit for bit, without its masked-array
-        # median (a second per million rows); the scaler is sklearn's, fit on the imputed rows.
         medians = np.nanmedian(numerics, axis=0)
         imputed = np.where(missing, medians, numerics) if missing.any() else numerics
         scaler = StandardScaler().fit(imputed)
+    return _preprocessor(medians, scaler.mean_, scaler.scale_, len(train_rows))
+
+
+def _preprocessor(
+    medians: np.ndarray, means: np.ndarray, scales: np.ndarray, fitted_rows: int
+) -> Preprocessor:
     # The one-hot categories are fixed rather than learnt: a training sample that happened to
     # lack one sex would otherwise change the feature layout the model is trained on. The
     # reference's OneHotEncoder(categories=[SEX_CODES], handle_unknown="ignore") so fitted
@@ -103,11 +189,11 @@ def fit_preprocessor(train_rows: AbaloneColumns) -> Preprocessor:
     return Preprocessor(
         numeric_columns=list(NUMERIC_COLUMNS),
         medians=[float(v) for v in medians],
-        means=[float(v) for v in scaler.mean_],
-        scales=[float(v) for v in scaler.scale_],
+        means=[float(v) for v in means],
+        scales=[float(v) for v in scales],
         sex_categories=list(SEX_CODES),
         output_columns=list(MODEL_FEATURES),
-        fitted_rows=len(train_rows),
+        fitted_rows=fitted_rows,
     )
 
 
@@ -178,6 +264,61 @@ def split_frame(rows: AbaloneColumns, preprocessor: Preprocessor) -> pd.DataFram
     return frame
 
 
+SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """AbaloneProcess decided: which rows go to which split, and the preprocessor fit on the
+    training rows. Splits are made from it one chunk at a time (``write``) or whole
+    (``frame``), with the same values either way."""
+
+    rows: AbaloneColumns
+    indices: dict[str, np.ndarray]
+    preprocessor: Preprocessor
+
+    def frame(self, name: str) -> pd.DataFrame:
+        return split_frame(self.rows.take(self.indices[name]), self.preprocessor)
+
+    def write(self, name: str, path: Path, *, chunk_rows: int = CHUNK_ROWS) -> int:
+        """Split ``name`` as Parquet at ``path``, one row group per ``chunk_rows`` rows: the
+        bytes ``frame(name).to_parquet(path, index=False)`` writes, in bounded memory.
+        Returns its row count."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        try:
+            for part in _chunks(self.indices[name], chunk_rows):
+                frame = split_frame(self.rows.take(part), self.preprocessor)
+                # What pandas' to_parquet(index=False) hands to pyarrow.
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(path, table.schema, compression="snappy")
+                writer.write_table(table, row_group_size=chunk_rows)
+        finally:
+            if writer is not None:
+                writer.close()
+        return len(self.indices[name])
+
+
+def plan_splits(
+    rows: AbaloneColumns,
+    seed: int,
+    *,
+    parameter: str = INPUT_PARAMETER,
+    location: str | None = None,
+) -> SplitPlan:
+    """AbaloneProcess: shuffle, split, fit on the training rows (in chunks).
+
+    Raises InputDataError (naming ``parameter`` and ``location``, by default the file the rows
+    were read from) when there are fewer than MIN_INPUT_ROWS rows.
+    """
+    check_enough_rows(len(rows), parameter, location or rows.source or "input rows")
+    indices = dict(zip(SPLIT_NAMES, split_indices(len(rows), seed), strict=True))
+    return SplitPlan(rows, indices, fit_preprocessor(rows, indices["train"]))
+
+
 @dataclass(frozen=True)
 class ProcessedData:
     train: pd.DataFrame
@@ -193,18 +334,9 @@ def process(
     parameter: str = INPUT_PARAMETER,
     location: str | None = None,
 ) -> ProcessedData:
-    """AbaloneProcess: shuffle, split, fit on the training rows, transform all three splits.
-
-    Raises InputDataError (naming ``parameter`` and ``location``, by default the file the rows
-    were read from) when there are fewer than MIN_INPUT_ROWS rows.
-    """
-    check_enough_rows(len(rows), parameter, location or rows.source or "input rows")
-    train_idx, validation_idx, test_idx = split_indices(len(rows), seed)
-    train_rows = rows.take(train_idx)
-    preprocessor = fit_preprocessor(train_rows)
+    """``plan_splits`` with the three splits made whole, in memory (tests, tuning, notebooks;
+    the pipeline writes them chunk by chunk with ``SplitPlan.write``)."""
+    plan = plan_splits(rows, seed, parameter=parameter, location=location)
     return ProcessedData(
-        train=split_frame(train_rows, preprocessor),
-        validation=split_frame(rows.take(validation_idx), preprocessor),
-        test=split_frame(rows.take(test_idx), preprocessor),
-        preprocessor=preprocessor,
+        *(plan.frame(name) for name in SPLIT_NAMES), preprocessor=plan.preprocessor
     )

@@ -124,9 +124,12 @@ def test_a_file_without_rows_is_an_error(
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_the_fitted_statistics_are_sklearns_bit_for_bit(abalone_file: Path) -> None:
-    """fit_preprocessor computes the medians without SimpleImputer (for speed); they and the
-    scaler fitted on the imputed rows must stay exactly what the sklearn pipeline gives."""
+@pytest.mark.parametrize("chunk_rows", [1 << 20, 1000, 777])
+def test_the_fitted_statistics_are_sklearns_bit_for_bit(
+    abalone_file: Path, chunk_rows: int
+) -> None:
+    """fit_preprocessor computes the medians without SimpleImputer (for speed) and the scaler
+    in chunks (for memory); they must stay exactly what the sklearn pipeline gives."""
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -137,7 +140,27 @@ def test_the_fitted_statistics_are_sklearns_bit_for_bit(abalone_file: Path) -> N
     rows.numerics[np.random.default_rng(0).random(rows.numerics.shape) < 0.05] = np.nan
     reference = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     reference.fit(rows.numerics)
-    fitted = fit_preprocessor(rows)
+    fitted = fit_preprocessor(rows, chunk_rows=chunk_rows)
     assert fitted.medians == reference.named_steps["simpleimputer"].statistics_.tolist()
     assert fitted.means == reference.named_steps["standardscaler"].mean_.tolist()
     assert fitted.scales == reference.named_steps["standardscaler"].scale_.tolist()
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 1000])
+def test_splits_written_chunk_by_chunk_are_the_bytes_of_the_whole_frame(
+    rows, tmp_path: Path, chunk_rows: int | None
+) -> None:
+    """SplitPlan.write streams row groups; the file is what to_parquet writes for the frame
+    (with the same row group size: pyarrow's default, 1,048,576 rows, unless given)."""
+    from abalone_platform.ml.preprocess import SPLIT_NAMES, plan_splits
+
+    plan = plan_splits(rows, seed=7)
+    for name in SPLIT_NAMES:
+        streamed = tmp_path / f"{name}.parquet"
+        if chunk_rows is None:
+            assert plan.write(name, streamed) == len(plan.indices[name])
+            whole = plan.frame(name).to_parquet(index=False)
+        else:
+            plan.write(name, streamed, chunk_rows=chunk_rows)
+            whole = plan.frame(name).to_parquet(index=False, row_group_size=chunk_rows)
+        assert streamed.read_bytes() == whole, name

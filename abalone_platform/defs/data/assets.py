@@ -14,7 +14,7 @@ from abalone_platform.defs.shared.resources import (
 from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.data import read_abalone_csv
-from abalone_platform.ml.preprocess import SPLIT_COLUMNS, process
+from abalone_platform.ml.preprocess import SPLIT_COLUMNS, plan_splits
 from abalone_platform.sagemaker import OUTPUT_TAG, STEP_TAG
 from abalone_platform.storage.artifacts import INPUT_EXAMPLE_KEY
 from abalone_platform.storage.inputs import named_by_uri
@@ -74,7 +74,7 @@ def abalone_process(
             rows = read.rows
             ran_on = ran_on_metadata(cluster, read.tasks_per_worker)
             context.log.info(f"Parsed {len(rows):,} rows on {describe_run_on(ran_on)}")
-        processed = process(rows, parameters.seed)
+        plan = plan_splits(rows, parameters.seed)
     except InputDataError as exc:
         raise dg.Failure(description=str(named_by_uri(exc, input_uri))) from exc
     except ClusterError as exc:
@@ -89,15 +89,17 @@ def abalone_process(
         **ran_on,
     }
     store = artifacts.store
-    for name, frame in zip(
-        SPLITS, (processed.train, processed.validation, processed.test), strict=True
-    ):
-        ref = artifacts.write_parquet(name, run_id, f"{name}.parquet", frame)
+    for name in SPLITS:
+        split = name.removesuffix("_split")
+        # Written chunk by chunk (row groups) straight into the artifact: bounded memory.
+        ref = store.write_with(
+            name, run_id, f"{name}.parquet", lambda path, split=split: plan.write(split, path)
+        )
         yield dg.MaterializeResult(
             asset_key=name,
             metadata={
                 **ref.as_metadata(),
-                "dagster/row_count": len(frame),
+                "dagster/row_count": len(plan.indices[split]),
                 "dagster/column_schema": _SPLIT_SCHEMA,
                 **input_metadata,
                 # A few raw rows of the input, kept once: the registered model's input example.
@@ -108,7 +110,7 @@ def abalone_process(
                 ),
             },
         )
-    preprocessor = processed.preprocessor
+    preprocessor = plan.preprocessor
     ref = store.write_bytes("preprocessor", run_id, "preprocessor.json", preprocessor.to_json())
     yield dg.MaterializeResult(
         asset_key="preprocessor",
