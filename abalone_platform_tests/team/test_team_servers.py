@@ -18,6 +18,7 @@ import psycopg2
 import pytest
 import yaml
 
+from abalone_platform.definitions import build_defs
 from abalone_platform.registry import approved_version, open_registry
 from abalone_platform_tests.support.dagster_dev import dagster_dev
 from abalone_platform_tests.support.pipeline import run_pipeline
@@ -25,6 +26,8 @@ from abalone_platform_tests.support.postgres import Postgres
 from abalone_platform_tests.support.project import BIN, REPO_ROOT, SHARED_ABALONE, Env
 from abalone_platform_tests.support.registry import registered_versions
 from abalone_platform_tests.support.s3_server import S3Server
+from abalone_platform_tests.support.serve import abalone_serve
+from abalone_platform_tests.support.ticks import tick
 from abalone_platform_tests.team.conftest import (
     TeamMlflow,
     dagster_daemon,
@@ -195,10 +198,13 @@ def test_the_three_executions_and_approvals_through_the_mlflow_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = mlflow_on_postgres.server.url
-    env = team_env(tmp_path, postgres, url)
+    # MLflow 3 clients download a version's files from S3 directly with presigned URLs the
+    # server hands out; moto's server with IAM on refuses presigned URLs (a moto limit, S3 and
+    # MinIO accept them), so here downloads go through the server as well.
+    env = team_env(tmp_path, postgres, url, MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD="false")
     for key in [k for k in os.environ if k.startswith(("ABALONE_", "MLFLOW_", "AWS_"))]:
         monkeypatch.delenv(key)  # the client has no S3 credentials: the server proxies
-    for key in ("ABALONE_HOME", "ABALONE_INPUT_DATA", "MLFLOW_TRACKING_URI"):
+    for key in ("ABALONE_HOME", "ABALONE_INPUT_DATA", "MLFLOW_TRACKING_URI"):  # in-process
         monkeypatch.setenv(key, env.vars[key])
     results = []
     with open_instance(env, monkeypatch) as instance:
@@ -223,6 +229,47 @@ def test_the_three_executions_and_approvals_through_the_mlflow_server(
     assert sum(key.endswith("/MLmodel") for key in keys) == 2, keys
     assert not (env.abalone_home / "mlartifacts").exists()
 
+    # The batch sensor against the server: a file in the watched folder, two ticks (seen, then
+    # unchanged), one run scoring it with the Approved version 2, in this process.
+    incoming = env.abalone_home / "incoming" / "batch"
+    incoming.mkdir(parents=True)
+    rows = SHARED_ABALONE.read_bytes().splitlines(keepends=True)[:250]
+    (incoming / "day1.csv").write_bytes(b"".join(rows))
+    with open_instance(env, monkeypatch) as instance:
+        defs = build_defs()
+        sensor = defs.resolve_sensor_def("new_batch_data_sensor")
+        resources = {name: defs.resources[name] for name in ("artifacts", "registry")}
+        first = tick(sensor, instance, None, resources)
+        [request] = tick(sensor, instance, first.cursor, resources).run_requests
+        config = request.run_config["resources"]["parameters"]["config"]
+        assert config["model_package_version"] == 2
+        batch = defs.resolve_job_def("abalone_pipeline").execute_in_process(
+            run_config=request.run_config,
+            instance=instance,
+            asset_selection=request.asset_selection,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        assert batch.success
+        latest = instance.get_latest_materialization_event(dg.AssetKey("batch_predictions"))
+        assert latest.asset_materialization.metadata["model_package_version"].value == 2
+
+    # `serve` follows the approvals through the server (the model's files come through it).
+    row = SHARED_ABALONE.read_text().splitlines()[0].rsplit(",", 1)[0] + "\n"
+    with abalone_serve(env, "--poll-interval", "0.2") as server:
+        client = server.client()
+        status, headers, _ = client.request("POST", "/invocations", row.encode(), CSV)
+        assert (status, headers["x-model-version"]) == (200, "2"), server.log_text()[-3000:]
+        served_before = status
+        follow_approvals_then_check(env, url, tmp_path, server)
+    assert served_before == 200
+    assert sqlite_files(tmp_path) == []
+
+
+CSV = {"Content-Type": "text/csv"}
+
+
+def follow_approvals_then_check(env: Env, url: str, tmp_path: Path, server) -> None:
     # Two people change version 1 at once: exactly one change is made (atomic on a server).
     barrier = tmp_path / "race"
     race = {"ABALONE_FAULT": f"registry.transition=barrier:{barrier}:2"}
@@ -251,4 +298,11 @@ def test_the_three_executions_and_approvals_through_the_mlflow_server(
     lineage = env.cli("lineage", "2")
     assert lineage.returncode == 0, lineage.stderr
     assert "AbaloneTrain" in lineage.stdout
-    assert sqlite_files(tmp_path) == []
+    # The endpoint follows: version 1 if the race approved it, else nothing Approved (503).
+    expected = "1" if status == "Approved" else "none"
+    client = server.client()
+    deadline = time.monotonic() + 10
+    while client.request("GET", "/ping")[1]["x-model-version"] != expected:
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        time.sleep(0.1)  # polling for the switch, bounded
+    client.close()
