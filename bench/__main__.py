@@ -1,7 +1,7 @@
 """`make bench`: every figure beside its baseline, as a ratio; results into BENCHMARKS.md.
 
-    python -m bench [--reps N] [--sizes 10000,100000,1000000,10000000] [--no-write]
-                    [--skip execution,throughput,scale,workers,serving]
+    python -m bench [--reps N] [--sizes 1000000,10000000,30000000] [--no-write]
+                    [--skip execution,throughput,scaling,serving]
 
 Whole-process figures are medians over ``--reps`` fresh processes; throughputs are the
 phase's own seconds (after imports) from the same kind of runs. Synthetic data is generated
@@ -193,40 +193,6 @@ def bench_default_execution(input_data: Path, reps: int, log: Callable[[str], No
     }
 
 
-def bench_scale(
-    source: Path, sizes: list[int], reps: int, work: Path, log: Callable[[str], None]
-) -> dict:
-    """process, train and transform (1 worker) at each size: wall time and peak RSS."""
-    series = {}
-    for rows in sizes:
-        data = cached(source, CACHE, rows)
-        out = work / f"n{rows}"
-        entry = {}
-        for name, extra in (
-            ("process", ["--input", str(data)]),
-            ("train", []),
-            ("transform", ["--input", str(data), "--workers", "1"]),
-        ):
-            # Processing and training 10M rows take minutes: one run each. The transform is
-            # repeated at every size, so that its growth is not one noisy run's.
-            n = reps if rows < 10_000_000 or name == "transform" else 1
-            runs = [phase(name, out, *extra) for _ in range(n)]
-            entry[name] = {
-                "wall": median(runs, lambda r: r.wall),
-                "seconds": median(runs, lambda r: r.result["seconds"]),
-                "max_rss": max(r.max_rss for r in runs),
-                "tree_rss": max(r.tree_rss for r in runs),
-                "runs": n,
-            }
-            log(
-                f"  {rows:>10,} rows {name:<9} {entry[name]['wall']:7.2f} s wall "
-                f"({entry[name]['seconds']:.2f} s work), peak RSS "
-                f"{entry[name]['tree_rss'] / MIB:6.0f} MiB  [{n} run(s)]"
-            )
-        series[rows] = entry
-    return series
-
-
 def bench_throughput(
     source: Path, rows: int, reps: int, work: Path, log: Callable[[str], None]
 ) -> dict:
@@ -248,46 +214,6 @@ def bench_throughput(
         f"inplace_predict {rows / result['bare_seconds']:,.0f} rows/s"
     )
     return result
-
-
-def bench_workers(source: Path, rows: int, reps: int, work: Path, log: Callable[[str], None]):
-    data = cached(source, CACHE, rows)
-    out = work / f"n{rows}"
-    if not (out / "bundle.sha256").exists():
-        phase("process", out, "--input", str(data))
-        phase("train", out)
-    runs: dict[int, list[Run]] = {1: [], 2: []}
-    for _ in range(reps):
-        for workers in (1, 2):  # interleaved, so that drifting load hits both alike
-            runs[workers].append(
-                phase("transform", out, "--input", str(data), "--workers", str(workers))
-            )
-    same = _same_file(Path(runs[1][-1].result["output"]), Path(runs[2][-1].result["output"]))
-    result = {
-        w: {
-            "seconds": median(r, lambda x: x.result["seconds"]),
-            "wall": median(r, lambda x: x.wall),
-            "tree_rss": max(x.tree_rss for x in r),
-            "max_rss": max(x.max_rss for x in r),
-            "cores": median(r, lambda x: x.cpu / x.wall),
-        }
-        for w, r in runs.items()
-    }
-    log(
-        f"  {rows:,} rows: 1 worker {result[1]['wall']:.2f} s, 2 workers {result[2]['wall']:.2f}"
-        f" s wall; outputs identical: {same}"
-    )
-    return {"rows": rows, "by_workers": result, "identical": same}
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(8 << 20), fb.read(8 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
 
 
 def ratio(value: float, base: float) -> str:
@@ -332,51 +258,6 @@ def report(results: dict) -> str:
     )
     md.append("|---:|---:|---:|")
     md.append(f"| {t_rate:,.0f} rows/s | {b_rate:,.0f} rows/s | {ratio(t_rate, b_rate)} |")
-    md += [
-        "",
-        "### Scale series (each phase a whole process; 10M processing and training: one run)",
-        "",
-    ]
-    md.append("| rows | process | RSS | train | RSS | transform | RSS | transform rows/s |")
-    md.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    sizes = sorted(results["scale"], key=int)
-    for rows in sizes:
-        e = results["scale"][rows]
-        cells = [f"{int(rows):,}"]
-        for name in ("process", "train", "transform"):
-            cells += [f"{e[name]['wall']:.2f} s", f"{e[name]['tree_rss'] / MIB:.0f} MiB"]
-        cells.append(f"{int(rows) / e['transform']['seconds']:,.0f}")
-        md.append("| " + " | ".join(cells) + " |")
-    if len(sizes) >= 2:
-        a, b = sizes[-2], sizes[-1]
-        growth = int(b) / int(a)
-        md += [
-            "",
-            f"Growth from {int(a):,} to {int(b):,} rows ({growth:.0f}× the rows; "
-            "phase seconds after imports, so the interpreter's start does not hide it):",
-            "",
-        ]
-        for name in ("process", "train", "transform"):
-            ga = results["scale"][a][name]["seconds"]
-            gb = results["scale"][b][name]["seconds"]
-            md.append(f"- {name}: {gb / ga:.1f}× the time")
-    wk = results.get("workers")
-    if wk:
-        one, two = wk["by_workers"]["1"], wk["by_workers"]["2"]
-        md += ["", f"### processing_instance_count on the {wk['rows']:,}-row transform", ""]
-        md.append(
-            "| workers | wall | transform seconds | cores busy (CPU s / wall s) | peak RSS (tree) "
-            "| largest process | speed-up (target ≥ 1.6×) |"
-        )
-        md.append("|---:|---:|---:|---:|---:|---:|---:|")
-        for w, e in (("1", one), ("2", two)):
-            md.append(
-                f"| {w} | {e['wall']:.2f} s | {e['seconds']:.2f} s | {e.get('cores', 0):.2f} | "
-                f"{e['tree_rss'] / MIB:.0f} MiB | {e['max_rss'] / MIB:.0f} MiB | "
-                f"{ratio(one['seconds'], e['seconds'])} |"
-            )
-        md.append("")
-        md.append(f"Outputs of 1 and 2 workers byte-identical: {wk['identical']}.")
     return "\n".join(md)
 
 
@@ -395,10 +276,11 @@ def write_benchmarks(text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--sizes", default="10000,100000,1000000,10000000")
+    parser.add_argument("--sizes", default="1000000,10000000,30000000")
+    parser.add_argument("--dask-rows", type=int, default=10_000_000)
     parser.add_argument("--input", type=Path, default=None, help="the UCI abalone.data file")
     parser.add_argument(
-        "--skip", default="", help="comma list: execution,throughput,scale,workers,serving"
+        "--skip", default="", help="comma list: execution,throughput,scaling,serving"
     )
     parser.add_argument("--no-write", action="store_true", help="leave BENCHMARKS.md as it is")
     args = parser.parse_args(argv)
@@ -433,19 +315,18 @@ def main(argv: list[str] | None = None) -> None:
         if "execution" not in skip:
             log("default execution: dagster job execute vs bench/plain_pipeline.py")
             results["execution"] = bench_default_execution(source, args.reps, log)
-        if "scale" not in skip:
-            log("scale series: process / train / transform, each its own process")
-            results["scale"] = bench_scale(source, sizes, args.reps, work, log)
         if "throughput" not in skip:
             log("transform throughput vs bare inplace_predict")
-            results["throughput"] = bench_throughput(
-                source, min(1_000_000, max(sizes)), args.reps, work, log
-            )
-        if "workers" not in skip:
-            log("processing_instance_count 1 vs 2")
-            wk = bench_workers(source, max(sizes), args.reps, work, log)
-            wk["by_workers"] = {str(k): v for k, v in wk["by_workers"].items()}
-            results["workers"] = wk
+            results["throughput"] = bench_throughput(source, 1_000_000, args.reps, work, log)
+        if "scaling" not in skip:
+            # Its own block of BENCHMARKS.md (bench/scaling.py): each step to 30M rows, Dask.
+            from bench import scaling
+
+            scaled = scaling.run(sizes, args.dask_rows, args.reps, source, log)
+            text = scaling.report(scaled)
+            print(text)
+            if not args.no_write:
+                scaling.write(text)
         if "serving" not in skip:
             # Its own block of BENCHMARKS.md (bench/serving.py), written as soon as measured.
             from bench import serving
@@ -459,13 +340,12 @@ def main(argv: list[str] | None = None) -> None:
         results["load"]["end"] = load()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    results["scale"] = {str(k): v for k, v in results.get("scale", {}).items()}
     (CACHE / "results.json").write_text(json.dumps(results, indent=2))
     log(
         f"\n(total {time.perf_counter() - started:.0f} s; "
         f"raw figures in {CACHE / 'results.json'})\n"
     )
-    if {"execution", "throughput", "scale"} & skip:
+    if {"execution", "throughput"} & skip:
         log(json.dumps(results, indent=2))
         return
     text = report(results)

@@ -2,7 +2,8 @@
 
     python -m bench.phases process   --input FILE --out DIR
     python -m bench.phases train     --out DIR               (reads DIR's splits, writes DIR/bundle)
-    python -m bench.phases transform --out DIR --input FILE --workers N
+    python -m bench.phases evaluate  --out DIR               (DIR's evaluation report)
+    python -m bench.phases transform --out DIR --input FILE --workers N [--scheduler ADDRESS]
     python -m bench.phases bare      --out DIR --input FILE  (bare inplace_predict, parsed outside)
     python -m bench.phases throughput --out DIR --input FILE (the two above, alternated)
 
@@ -29,15 +30,17 @@ def _process(args: argparse.Namespace) -> dict:
     import sklearn.preprocessing  # noqa: F401
 
     from abalone_platform.ml.data import read_abalone_csv
-    from abalone_platform.ml.preprocess import process
+    from abalone_platform.ml.preprocess import SPLIT_NAMES, plan_splits
 
+    # What the abalone_process asset does: read, plan (shuffle, split, fit), write each split
+    # row group by row group.
     started = time.perf_counter()
     rows = read_abalone_csv(args.input, "input_data", require_label=True)
-    processed = process(rows, seed=42)
+    plan = plan_splits(rows, seed=42)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in ("train", "validation", "test"):
-        getattr(processed, name).to_parquet(args.out / f"{name}.parquet", index=False)
-    (args.out / "preprocessor.json").write_bytes(processed.preprocessor.to_json())
+    for name in SPLIT_NAMES:
+        plan.write(name, args.out / f"{name}.parquet")
+    (args.out / "preprocessor.json").write_bytes(plan.preprocessor.to_json())
     return {"seconds": time.perf_counter() - started, "rows": len(rows)}
 
 
@@ -64,16 +67,69 @@ def _train(args: argparse.Namespace) -> dict:
     return {"seconds": seconds, "rows": len(train), "rmse": result.validation_rmse[-1]}
 
 
+def _evaluate(args: argparse.Namespace) -> dict:
+    """What the evaluation_report asset computes: the test split's metrics and how sure."""
+    import pandas as pd
+
+    from abalone_platform.ml.bundle import read_bundle
+    from abalone_platform.ml.evaluate import how_sure, report_from_predictions, split_predictions
+    from abalone_platform.ml.train import HYPERPARAMETERS, NUM_BOOST_ROUND
+
+    bundle = read_bundle(args.out / "bundle", (args.out / "bundle.sha256").read_text())
+    started = time.perf_counter()
+    test = pd.read_parquet(args.out / "test.parquet")
+    train = pd.read_parquet(args.out / "train.parquet")
+    validation = pd.read_parquet(args.out / "validation.parquet")
+    actual, predicted = split_predictions(bundle.booster, test)
+    report = report_from_predictions(actual, predicted)
+    report |= how_sure(
+        y=actual,
+        predictions=predicted,
+        test=test,
+        train=train,
+        train_and_validation=pd.concat([train, validation], ignore_index=True),
+        params={**HYPERPARAMETERS, "seed": 42, "nthread": 2},
+        num_boost_round=NUM_BOOST_ROUND,
+        seed=42,
+    )
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows": len(test),
+        "mse": report["regression_metrics"]["mse"]["value"],
+    }
+
+
 def _transform(args: argparse.Namespace) -> dict:
+    """The batch transform as the batch_predictions asset runs it: in this process for one
+    worker, else Dask tasks on a LocalCluster of N workers (or the cluster at --scheduler)."""
     from abalone_platform.ml.predict import batch_transform
 
     bundle = args.out / "bundle"
     sha = (args.out / "bundle.sha256").read_text()
-    output = args.out / f"predictions.w{args.workers}.csv"
+    kind = "hand" if args.scheduler else "local"
+    output = args.out / f"predictions.{kind}{args.workers}.csv"
     started = time.perf_counter()
-    rows = batch_transform(bundle, sha, args.input, output, workers=args.workers)
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rows": rows, "output": str(output)}
+    if args.workers == 1 and not args.scheduler:
+        rows = batch_transform(bundle, sha, args.input, output)
+        return {"seconds": time.perf_counter() - started, "rows": rows, "output": str(output)}
+    from abalone_platform.compute.cluster import open_cluster
+    from abalone_platform.compute.ranges import RangeSource
+    from abalone_platform.compute.transform import batch_transform_on
+
+    with open_cluster(args.workers, args.scheduler or "") as cluster:
+        ready = time.perf_counter()
+        done = batch_transform_on(
+            cluster, bundle, sha, args.input, RangeSource(str(args.input)), output
+        )
+        seconds = time.perf_counter() - ready
+    return {
+        "seconds": seconds,  # the transform on a running cluster
+        "step_seconds": time.perf_counter() - started,  # with the cluster's start and stop
+        "rows": done.rows,
+        "workers": len(cluster.workers),
+        "tasks_per_worker": done.tasks_per_worker,
+        "output": str(output),
+    }
 
 
 def _bare(args: argparse.Namespace) -> dict:
@@ -125,6 +181,7 @@ def _throughput(args: argparse.Namespace) -> dict:
 PHASES = {
     "process": _process,
     "train": _train,
+    "evaluate": _evaluate,
     "transform": _transform,
     "bare": _bare,
     "throughput": _throughput,
@@ -137,11 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--scheduler", default="", help="an existing Dask scheduler's address")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     result = PHASES[args.phase](args)
     sys.stdout.write(json.dumps({"phase": args.phase, **result}) + "\n")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the guard Dask's LocalCluster needs: its workers are spawned
     main()

@@ -8,6 +8,7 @@ it. Here it is fit on the training rows only, with the same sklearn steps, and k
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,18 +115,26 @@ def fit_preprocessor(
     30M-row input is never copied whole."""
     index = np.arange(len(rows)) if index is None else index
     n = len(index)
-    if n < _SMALL_FIT_ROWS or any(
-        np.isnan(rows.numerics[index, j]).all() for j in range(len(NUMERIC_COLUMNS))
-    ):
+    if n < _SMALL_FIT_ROWS:
         return _fit_in_one_piece(rows.take(index))
     # SimpleImputer's medians: NumPy's nanmedian of each column, the function it applies per
-    # column of a 2-d array (without its masked-array median, a second per million rows).
-    medians = np.array(
-        [
-            np.nanmedian(rows.numerics[index, j], overwrite_input=True)
-            for j in range(len(NUMERIC_COLUMNS))
-        ]
-    )
+    # column of a 2-d array (without its masked-array median, a second per million rows). A
+    # median does not depend on the rows' order, so each column is gathered through a mask, a
+    # sequential pass, rather than in the shuffled order of ``index``.
+    chosen = np.zeros(len(rows), bool)
+    chosen[index] = True
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": handled below
+        medians = np.array(
+            [
+                np.nanmedian(rows.numerics[chosen, j], overwrite_input=True)
+                for j in range(len(NUMERIC_COLUMNS))
+            ]
+        )
+    del chosen
+    if np.isnan(medians).any():
+        # A column with no value at all: SimpleImputer's own handling (it drops the column).
+        return _fit_in_one_piece(rows.take(index))
 
     def imputed(part: np.ndarray) -> np.ndarray:
         chunk = rows.numerics[part]
