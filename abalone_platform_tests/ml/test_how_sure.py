@@ -45,6 +45,11 @@ def test_cross_validated_mse_of_the_recipe(processed: ProcessedData, trained: Tr
     # Folds differ, and a recipe that learned something beats the spread of the rings.
     assert cv["std"] > 0 and cv["mean"] < both["rings"].var()
     assert cross_validated_mse(both, params, 50, seed=42) == cv  # seeded
+    # Above max_rows: a seeded sample of that many rows, and the report says so.
+    sampled = cross_validated_mse(both, params, 50, seed=42, max_rows=1000)
+    assert (sampled["rows"], sampled["of_rows"]) == (1000, len(both))
+    assert sampled == cross_validated_mse(both, params, 50, seed=42, max_rows=1000)
+    assert sampled["mean"] != cv["mean"]
 
 
 def test_constant_baseline_and_bootstrap(processed: ProcessedData, trained: TrainedModel):
@@ -61,6 +66,13 @@ def test_constant_baseline_and_bootstrap(processed: ProcessedData, trained: Trai
     # A perfect predictor has no spread to resample.
     exact = bootstrap_mse_interval(actual, actual, seed=42)
     assert exact["low"] == exact["high"] == 0.0
+    # Past the draw budget, the normal approximation: close to the bootstrap's own interval.
+    normal = bootstrap_mse_interval(actual, predicted, seed=42, max_draws=1000)
+    assert normal["method"].startswith("normal") and interval["method"] == "percentile bootstrap"
+    assert normal["low"] < mse < normal["high"]
+    width = interval["high"] - interval["low"]
+    assert abs(normal["low"] - interval["low"]) < 0.15 * width
+    assert abs(normal["high"] - interval["high"]) < 0.15 * width
 
 
 def test_residuals_by_sex_and_rings_band(processed: ProcessedData, trained: TrainedModel):

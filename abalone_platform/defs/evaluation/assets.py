@@ -44,13 +44,22 @@ def how_sure_markdown(report: dict, test_rows: int) -> str:
     cv = report["cross_validation"]["mse"]
     boot = report["bootstrap"]["mse"]
     baseline = report["baseline"]["constant_training_mean"]
+    # Large inputs: CV on a seeded sample, the interval by the normal approximation.
+    cv_rows = f"{cv['rows']:,} rows" + (
+        f", a sample of {cv['of_rows']:,}" if cv.get("of_rows", cv["rows"]) > cv["rows"] else ""
+    )
+    how = (
+        f"{boot['resamples']} resamples"
+        if boot.get("method", "percentile bootstrap") == "percentile bootstrap"
+        else boot["method"]
+    )
     lines = [
         "| figure | MSE |",
         "|---|---|",
         f"| test split ({test_rows} rows) | {mse:.4f} |",
         f"| {boot['confidence']:.0%} bootstrap interval of the test MSE "
-        f"({boot['resamples']} resamples) | {boot['low']:.4f} to {boot['high']:.4f} |",
-        f"| {cv['folds']}-fold CV on train + validation ({cv['rows']} rows), mean +- std "
+        f"({how}) | {boot['low']:.4f} to {boot['high']:.4f} |",
+        f"| {cv['folds']}-fold CV on train + validation ({cv_rows}), mean +- std "
         f"| {cv['mean']:.4f} +- {cv['std']:.4f} |",
         f"| constant predictor (training mean, {baseline['prediction']:.2f} rings) "
         f"| {baseline['mse']:.4f} |",
