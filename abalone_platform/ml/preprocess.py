@@ -296,18 +296,21 @@ class SplitPlan:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        writer = None
-        try:
+        # The schema pandas' to_parquet(index=False) gives a split (its pandas metadata names
+        # the columns and dtypes only, not the row count), then each chunk's columns straight
+        # from the arrays, without a DataFrame and its copy in between.
+        empty = split_frame(self.rows.take([]), self.preprocessor)
+        schema = pa.Table.from_pandas(empty, preserve_index=False).schema
+        with pq.ParquetWriter(path, schema, compression="snappy") as writer:
             for part in _chunks(self.indices[name], chunk_rows):
-                frame = split_frame(self.rows.take(part), self.preprocessor)
-                # What pandas' to_parquet(index=False) hands to pyarrow.
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(path, table.schema, compression="snappy")
+                rows = self.rows.take(part)
+                features = self.preprocessor.transform(rows)
+                columns = [pa.array(rows.rings)] + [
+                    pa.array(features[:, j].astype(np.float64))
+                    for j in range(features.shape[1])
+                ]
+                table = pa.Table.from_arrays(columns, schema=schema)
                 writer.write_table(table, row_group_size=chunk_rows)
-        finally:
-            if writer is not None:
-                writer.close()
         return len(self.indices[name])
 
 
