@@ -38,8 +38,10 @@ SEX_CODES: tuple[str, ...] = ("F", "I", "M")
 MISSING_SEX = len(SEX_CODES)
 SEX_BY_CODE = np.array([*SEX_CODES, ""])
 
-# Large enough that pyarrow's per-block overhead vanishes, small enough to bound memory.
-DEFAULT_BLOCK_SIZE = 16 << 20
+# Large enough that pyarrow's per-block overhead vanishes, small enough to bound memory: Arrow's
+# streaming CSV reader reads up to 32 blocks ahead, so 4 MiB blocks cap that at 128 MiB beside
+# the parsed rows (16 MiB blocks let it reach half a gigabyte at 30M rows).
+DEFAULT_BLOCK_SIZE = 4 << 20
 # Longest line read as text (the first line, and every line while locating an error). A UCI row
 # is under 50 characters and one with full-precision floats under 200; a longer line is not an
 # abalone row, and a bound keeps a multi-gigabyte "line" out of memory (and under csv's own
