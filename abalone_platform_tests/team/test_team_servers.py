@@ -82,7 +82,7 @@ def tick_count(dagster_db: str) -> int:
             return cursor.fetchone()[0]
 
 
-def test_four_concurrent_runs_a_sensor_tick_and_the_ui_on_the_shared_instance(
+def test_four_concurrent_runs_a_sensor_tick_the_ui_and_approvals_on_postgres(
     postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = postgres.create_database()  # the registry on Postgres directly
@@ -139,6 +139,11 @@ def test_four_concurrent_runs_a_sensor_tick_and_the_ui_on_the_shared_instance(
                 assert time.monotonic() < deadline, "the sensor stopped ticking"
                 time.sleep(0.5)  # waiting for ticks, not timing a result
             assert len(instance.get_runs()) == 5
+
+    # The registry on Postgres directly: racing approvals, lineage, `serve` following.
+    with abalone_serve(env, "--poll-interval", "0.2") as server:
+        assert server.client().request("GET", "/ping")[1]["x-model-version"] == "3"
+        race_reject_and_follow(env, registry, tmp_path, server, pending=1, approved=3)
 
     # The whole instance is in Postgres: no SQLite file, no registry lock file anywhere.
     tree = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
@@ -261,7 +266,7 @@ def test_the_three_executions_and_approvals_through_the_mlflow_server(
         status, headers, _ = client.request("POST", "/invocations", row.encode(), CSV)
         assert (status, headers["x-model-version"]) == (200, "2"), server.log_text()[-3000:]
         served_before = status
-        follow_approvals_then_check(env, url, tmp_path, server)
+        race_reject_and_follow(env, url, tmp_path, server, pending=1, approved=2)
     assert served_before == 200
     assert sqlite_files(tmp_path) == []
 
@@ -269,13 +274,18 @@ def test_the_three_executions_and_approvals_through_the_mlflow_server(
 CSV = {"Content-Type": "text/csv"}
 
 
-def follow_approvals_then_check(env: Env, url: str, tmp_path: Path, server) -> None:
-    # Two people change version 1 at once: exactly one change is made (atomic on a server).
-    barrier = tmp_path / "race"
+def race_reject_and_follow(
+    env: Env, url: str, tmp_path: Path, server, *, pending: int, approved: int
+) -> None:
+    """Two people change the Pending version ``pending`` at once: exactly one change is made
+    (atomic on a shared registry). Then the Approved version ``approved`` (the only other
+    Approved one) is rejected: the alias and the endpoint move to ``pending`` if the race
+    approved it, else to nothing."""
+    barrier = tmp_path / f"race-{pending}"
     race = {"ABALONE_FAULT": f"registry.transition=barrier:{barrier}:2"}
     racing = [
         subprocess.Popen(
-            [str(BIN / "abalone-platform"), "registry", verb, "1", "--reason", f"{verb} race"],
+            [str(BIN / "abalone-platform"), "registry", verb, str(pending), "--reason", "race"],
             cwd=REPO_ROOT,
             env={**env.vars, **race},
             stdout=subprocess.PIPE,
@@ -288,18 +298,17 @@ def follow_approvals_then_check(env: Env, url: str, tmp_path: Path, server) -> N
     assert sorted(code for code, _ in outcomes) == [0, 1], outcomes
     [(_, refused)] = [o for o in outcomes if o[0] == 1]
     assert "changed under this request" in refused
-    status = registered_versions(url)[0]["status"]
+    status = registered_versions(url)[pending - 1]["status"]
     assert status == ("Approved" if outcomes[0][0] == 0 else "Rejected")
 
-    # Reject the Approved version 2 through the server: the alias moves (or goes).
-    reject = env.cli("registry", "reject", "2", "--reason", "team test")
+    reject = env.cli("registry", "reject", str(approved), "--reason", "team test")
     assert reject.returncode == 0, reject.stderr
-    assert approved_version(open_registry(url)) == (1 if status == "Approved" else None)
-    lineage = env.cli("lineage", "2")
+    assert approved_version(open_registry(url)) == (pending if status == "Approved" else None)
+    lineage = env.cli("lineage", str(approved))
     assert lineage.returncode == 0, lineage.stderr
     assert "AbaloneTrain" in lineage.stdout
-    # The endpoint follows: version 1 if the race approved it, else nothing Approved (503).
-    expected = "1" if status == "Approved" else "none"
+    # The endpoint follows: `pending` if the race approved it, else nothing Approved (503).
+    expected = str(pending) if status == "Approved" else "none"
     client = server.client()
     deadline = time.monotonic() + 10
     while client.request("GET", "/ping")[1]["x-model-version"] != expected:
