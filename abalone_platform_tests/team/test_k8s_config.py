@@ -46,7 +46,12 @@ def _values() -> dict:
 def test_helm_values_use_the_image_the_launcher_and_postgres() -> None:
     values = _values()
     [deployment] = values["dagster-user-deployments"]["deployments"]
-    assert deployment["dagsterApiGrpcArgs"] == ["-m", "abalone_platform.k8s_location"]
+    assert deployment["dagsterApiGrpcArgs"] == [
+        "-m",
+        "abalone_platform.k8s_location",
+        "--location-name",
+        "abalone_platform",
+    ]
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
     assert {s["name"] for s in deployment["envSecrets"]} == {"abalone-aws", "abalone-mlflow"}
     env = {e["name"]: e["value"] for e in deployment["env"]}
