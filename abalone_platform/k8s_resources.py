@@ -2,7 +2,7 @@
 training step its own pod of that size under dagster-k8s's `k8s_job_executor` (the way
 SageMaker gives each step its own instance). Dagster-free: plain dictionaries.
 
-The vCPUs are the parameter's own table (abalone_platform.ml.train.instance_vcpus), so a type
+The vCPUs are the parameter's own table (abalone_platform.ml.instance_types), so a type
 the parameter refuses is refused here too. Memory is the family's GiB per vCPU as AWS sizes it
 (c: 2, m/t/g: 4, r: 8, ...); GPU families (ml.p*, ml.g*) also request their NVIDIA GPUs as
 `nvidia.com/gpu` (the NVIDIA device plugin's resource name). Requests equal limits: the pod is
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from abalone_platform.ml.train import instance_vcpus
+from abalone_platform.ml.instance_types import instance_vcpus
 
 # The op (step) that trains: its pod gets TrainingInstanceType's resources.
 TRAINING_STEP = "trained_model"

@@ -5,6 +5,7 @@ import json
 import dagster as dg
 
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
+from abalone_platform.defs.shared.summary import failed_run_line, gate_line
 from abalone_platform.defs.shared.upstream import EVALUATION_REPORT, upstream
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.evaluate import MSE_JSON_PATH, gate_failure_message, mse_within, report_mse
@@ -56,7 +57,11 @@ def mse_within_threshold(
             "evaluation_run_id": evaluation.run_id,
         },
     )
-    if not passed:
+    if passed:
+        context.log.info(gate_line(mse, threshold))
+    else:
+        # The reason in one line, before Dagster's failure event and its stack trace.
+        context.log.error(failed_run_line(context.run.run_id, message, mse))
         # The blocking check alone would fail the step with a generic message; the reference's
         # FailStep text is what users (and scripts grepping the output) look for.
         raise dg.Failure(description=message, metadata={"mse": mse, "mse_threshold": threshold})

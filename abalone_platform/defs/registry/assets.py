@@ -14,6 +14,7 @@ import pandas as pd
 
 from abalone_platform.code_version import code_version
 from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry, PipelineParameters
+from abalone_platform.defs.shared.summary import predictions_line, run_summary
 from abalone_platform.defs.shared.upstream import (
     bundle_of,
     chain_metadata,
@@ -109,6 +110,17 @@ def model_package(
             ),
         )
     model_uri = f"models:/{MODEL_PACKAGE_GROUP}/{version}"
+    context.log.info(
+        run_summary(
+            run_id,
+            mse=metrics["mse"],
+            threshold=threshold,
+            version=version,
+            status=status,
+            model_uri=model_uri,
+            predictions=predictions_line(context.instance, run_id),
+        )
+    )
     return dg.MaterializeResult(
         metadata={
             # The version is found by its MLflow source; its bundle's bytes are the bundle's.

@@ -13,18 +13,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr, field_validator
 
 from abalone_platform.compute.cluster import SCHEDULER_VARIABLE, StepCluster
-from abalone_platform.compute.ranges import RangeSource
 from abalone_platform.errors import InputDataError
-from abalone_platform.ml.data import count_columns
-from abalone_platform.ml.predict import BATCH_PARAMETER
-from abalone_platform.ml.train import InstanceTypeError, instance_vcpus
+from abalone_platform.ml.instance_types import InstanceTypeError, instance_vcpus
 from abalone_platform.registry import (
     MODEL_PACKAGE_GROUP,
     ModelApprovalStatus,
@@ -47,6 +44,13 @@ from abalone_platform.storage.inputs import (
     resolve_input,
 )
 from abalone_platform.storage.s3 import S3Files, is_s3_uri, parse_s3_uri
+
+# Loading the code location (every code server, sensor tick process and `dg check defs`) reads
+# this module; pandas, Arrow and the ML modules are imported by the methods that use them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from abalone_platform.compute.ranges import RangeSource
 
 DEFAULT_SEED = 42
 
@@ -208,6 +212,9 @@ def check_batch_data_shape(uri: str) -> None:
     feature columns (or 9, rings last); raises InputDataError naming the parameter, the file
     and the line. Remote files are fetched into the same cache batch_predictions reads from.
     Values further down are checked by batch_predictions as it streams the file."""
+    from abalone_platform.ml.data import count_columns
+    from abalone_platform.ml.predict import BATCH_PARAMETER
+
     path = local_input_path(uri) if uri else None
     if path is None:
         # Remote: fetched once into the cache, where batch_predictions finds it again.
@@ -269,6 +276,8 @@ class ArtifactStore(dg.ConfigurableResource):
 
     def read_parquet(self, ref: ArtifactRef) -> pd.DataFrame:
         """A Parquet artifact, read only after its bytes match the recorded sha256."""
+        import pandas as pd
+
         return pd.read_parquet(io.BytesIO(self.store.read_bytes(ref)))
 
     def resolve_input(self, uri: str, parameter: str, env_hint: str) -> ResolvedInput:
@@ -302,6 +311,12 @@ class ModelRegistry(dg.ConfigurableResource):
         default=MODEL_PACKAGE_GROUP, description="Registered model (model package group) name."
     )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # MLflow's artifact progress bars (tqdm, on stderr) would land in the run's console and
+        # captured logs, one redrawn line per file (model_package saves and logs the model's
+        # files); an explicit setting in the environment is kept.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
     def open(self) -> Registry:
         """The registry (an embedded SQLite database is created or checked first)."""
         return open_registry(self.tracking_uri, self.model_name)
@@ -334,6 +349,8 @@ class DaskCluster(dg.ConfigurableResource):
         """What the workers read: this machine's file for a LocalCluster (an S3 input's cached
         copy included); for an existing cluster the S3 object itself, pinned to the ETag of
         the copy the step hashed, or the path, which its workers must see."""
+        from abalone_platform.compute.ranges import RangeSource
+
         if cluster.local or not is_s3_uri(source.uri):
             return RangeSource(path=str(source.path))
         location = parse_s3_uri(source.uri)
