@@ -1,8 +1,11 @@
 """AbaloneTuning: Optuna's seeded TPE search of XGBoost's hyperparameters.
 
 The objective is a k-fold cross-validated RMSE on the training split only: the validation split
-stays the training step's monitor and the test split the evaluation's, so neither can leak into
-the choice. The number of boosting rounds is tuned by early stopping on the held-out folds.
+stays out of the search and the test split is the evaluation's, so neither can leak into the
+choice. The number of boosting rounds is tuned by early stopping on the held-out folds. With the
+choice made, the final model is refit on train + validation for those rounds (``fit_on``): 21%
+more rows for the same recipe, measured better than fitting on train alone (README); the test
+split is never fit on.
 
 No Dagster and no MLflow import: the MLflow logging takes a client (``log_study``), so the asset
 decides whether MLflow is paid for at all.
@@ -28,6 +31,10 @@ TUNED_FORMAT = "abalone_platform.tuned_hyperparameters/v1"
 # Where the hyperparameters came from: the reference's (no trials) or the study's best trial.
 SOURCE_REFERENCE = "reference"
 SOURCE_TUNED = "tuned"
+# What the final model is fit on: the reference's train split, or (a tuned recipe) train +
+# validation, for the rounds the train split's cross-validation chose.
+FIT_TRAIN = "train"
+FIT_TRAIN_AND_VALIDATION = "train+validation"
 
 CV_FOLDS = 5
 # A ceiling, never reached in practice: early stopping ends a trial first. It bounds a trial's
@@ -61,13 +68,15 @@ class TuningResult:
     """The hyperparameters training should use, and how they were found.
 
     ``hyperparameters`` is XGBoost's parameter dict without the run's seed, threads and device
-    (training adds those), ``num_boost_round`` the rounds to train for. With no trials both are
-    the reference's, unchanged, so training makes the reference model bit for bit.
+    (training adds those), ``num_boost_round`` the rounds to train for, ``fit_on`` the rows to
+    fit them on. With no trials all three are the reference's, unchanged, so training makes the
+    reference model bit for bit.
     """
 
     source: str
     hyperparameters: dict[str, object]
     num_boost_round: int
+    fit_on: str = FIT_TRAIN
     cv_rmse: float | None = None
     cv_rmse_std: float | None = None
     best_trial: int | None = None
@@ -89,11 +98,17 @@ class TuningResult:
         if raw.pop("format", None) != TUNED_FORMAT:
             raise ValueError(f"not a {TUNED_FORMAT} document")
         raw["trials"] = [Trial(**t) for t in raw.get("trials", [])]
+        if raw.get("fit_on", FIT_TRAIN) not in (FIT_TRAIN, FIT_TRAIN_AND_VALIDATION):
+            raise ValueError(f"unknown fit_on {raw['fit_on']!r}")
         return cls(**raw)
 
     @property
     def tuned(self) -> bool:
         return self.source == SOURCE_TUNED
+
+    @property
+    def fits_on_validation(self) -> bool:
+        return self.fit_on == FIT_TRAIN_AND_VALIDATION
 
 
 def reference_hyperparameters() -> TuningResult:
@@ -252,6 +267,7 @@ def tune(
         source=SOURCE_TUNED,
         hyperparameters={**FIXED_PARAMETERS, **best.params},
         num_boost_round=best.num_boost_round,
+        fit_on=FIT_TRAIN_AND_VALIDATION,
         cv_rmse=best.cv_rmse,
         cv_rmse_std=best.cv_rmse_std,
         best_trial=best.number,
@@ -344,6 +360,7 @@ def log_study(
             params=[
                 *(Param(f"best_{k}", str(v)) for k, v in result.hyperparameters.items()),
                 Param("best_num_boost_round", str(result.num_boost_round)),
+                Param("fit_on", result.fit_on),
                 Param("best_trial", str(result.best_trial)),
                 Param("requested_trials", str(result.requested_trials)),
                 Param("timeout_s", str(result.timeout_s)),

@@ -82,6 +82,7 @@ def test_the_tuned_execution(env: Env) -> None:
     model = latest_metadata(env, "trained_model")
     assert model["hyperparameters_source"] == "tuned"
     assert model["hyperparameters"]["num_boost_round"] == tuned["num_boost_round"]
+    assert model["fit_on"] == tuned["fit_on"] == "train+validation"
     evaluation = latest_metadata(env, "evaluation_report")
     # The tuned recipe is better where it can be measured without the test split: by CV on
     # train + validation, the same folds as the reference recipe's.

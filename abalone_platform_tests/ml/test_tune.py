@@ -1,16 +1,20 @@
 """The tuning search: seeded, blind to validation and test rows, bounded by its timeout, and a
 no-op (the reference's model, bit for bit) with no trials."""
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from abalone_platform.ml.data import read_abalone_csv
 from abalone_platform.ml.preprocess import ProcessedData, process, split_indices
 from abalone_platform.ml.train import HYPERPARAMETERS, NUM_BOOST_ROUND, resolve_compute, train_model
 from abalone_platform.ml.tune import (
+    FIT_TRAIN,
+    FIT_TRAIN_AND_VALIDATION,
     SEARCH_SPACE,
     SOURCE_REFERENCE,
     SOURCE_TUNED,
@@ -45,6 +49,7 @@ def _booster_bytes(processed: ProcessedData, result: TuningResult, seed: int = 7
         compute=COMPUTE,
         hyperparameters=result.hyperparameters,
         num_boost_round=result.num_boost_round,
+        fit_on_validation=result.fits_on_validation,
     )
     return bytes(model.booster.save_raw("ubj"))
 
@@ -74,6 +79,9 @@ def test_the_best_trial_is_the_lowest_cv_score_and_round_trips(processed: Proces
     assert result.num_boost_round == best.num_boost_round >= 1
     assert {k: result.hyperparameters[k] for k in best.params} == best.params
     assert TuningResult.from_json(result.to_json()) == result
+    # The choice is refit on train + validation (the rows the search never saw are still only
+    # validation's: the test split is no argument of training).
+    assert result.fit_on == FIT_TRAIN_AND_VALIDATION and result.fits_on_validation
     table = trials_table(result)
     assert list(table["trial"]) == [t.number for t in result.trials]
     assert set(SEARCH_SPACE) <= set(table.columns)
@@ -108,6 +116,7 @@ def test_validation_and_test_rows_never_reach_the_objective(
 def test_no_trials_is_the_reference_model_bit_for_bit(processed: ProcessedData) -> None:
     result = tune(processed.train, n_trials=0, timeout_s=600, seed=42, nthread=COMPUTE.nthread)
     assert result.source == SOURCE_REFERENCE and result.trials == []
+    assert result.fit_on == FIT_TRAIN and not result.fits_on_validation
     assert result.hyperparameters == HYPERPARAMETERS
     assert result.num_boost_round == NUM_BOOST_ROUND
     # Through the JSON artifact, as trained_model reads it.
@@ -120,9 +129,59 @@ def test_no_trials_is_the_reference_model_bit_for_bit(processed: ProcessedData) 
         compute=COMPUTE,
         hyperparameters=stored.hyperparameters,
         num_boost_round=stored.num_boost_round,
+        fit_on_validation=stored.fits_on_validation,
     )
     assert bytes(via_step.booster.save_raw("ubj")) == bytes(today.booster.save_raw("ubj"))
     assert via_step.params == today.params
+
+
+def test_a_document_without_fit_on_is_fit_on_train_and_an_unknown_one_is_refused() -> None:
+    """Documents written before the refit existed keep meaning what they meant."""
+    document = TuningResult(
+        source=SOURCE_TUNED, hyperparameters=dict(HYPERPARAMETERS), num_boost_round=7
+    ).to_json()
+    assert TuningResult.from_json(document).fit_on == FIT_TRAIN
+    raw = json.loads(document)
+    del raw["fit_on"]
+    assert TuningResult.from_json(json.dumps(raw).encode()).fit_on == FIT_TRAIN
+    raw["fit_on"] = "train+test"
+    with pytest.raises(ValueError, match="fit_on"):
+        TuningResult.from_json(json.dumps(raw).encode())
+
+
+def test_the_refit_is_train_plus_validation_and_nothing_else(processed: ProcessedData) -> None:
+    """fit_on_validation fits the same recipe on the train rows followed by the validation rows;
+    the per-round RMSE is still recorded on validation (then not held out)."""
+    result = _search(processed)
+    train = processed.train.iloc[:ROWS]
+    refit = train_model(
+        train,
+        processed.validation,
+        seed=7,
+        compute=COMPUTE,
+        hyperparameters=result.hyperparameters,
+        num_boost_round=result.num_boost_round,
+        fit_on_validation=True,
+    )
+    by_hand = train_model(
+        pd.concat([train, processed.validation], ignore_index=True),
+        processed.validation,
+        seed=7,
+        compute=COMPUTE,
+        hyperparameters=result.hyperparameters,
+        num_boost_round=result.num_boost_round,
+    )
+    on_train = train_model(
+        train,
+        processed.validation,
+        seed=7,
+        compute=COMPUTE,
+        hyperparameters=result.hyperparameters,
+        num_boost_round=result.num_boost_round,
+    )
+    assert bytes(refit.booster.save_raw("ubj")) == bytes(by_hand.booster.save_raw("ubj"))
+    assert bytes(refit.booster.save_raw("ubj")) != bytes(on_train.booster.save_raw("ubj"))
+    assert len(refit.validation_rmse) == result.num_boost_round
 
 
 def test_the_timeout_is_honoured(processed: ProcessedData) -> None:

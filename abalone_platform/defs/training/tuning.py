@@ -56,8 +56,9 @@ def _trials_metadata(result: TuningResult) -> dict[str, dg.MetadataValue]:
     description="SageMaker step AbaloneTuning (TuningStep, an extension of the reference): "
     "tuning_trials Optuna trials (seeded TPE) over eta, max_depth, min_child_weight, gamma, "
     "subsample, colsample_bytree, lambda, alpha and the rounds (early stopping), scored by "
-    "5-fold cross-validated RMSE on the train split only. tuning_trials 0 (default): the "
-    "reference's hyperparameters, no search. Metadata: the best parameters and CV score, the "
+    "5-fold cross-validated RMSE on the train split only; trained_model then refits the best on "
+    "train + validation for the rounds chosen. tuning_trials 0 (default): the reference's "
+    "hyperparameters fit on train, no search. Metadata: the best parameters and CV score, the "
     "trials as a table and a plot, and the MLflow parent run holding one child run per trial.",
 )
 def tuned_hyperparameters(
@@ -103,6 +104,8 @@ def tuned_hyperparameters(
         "source": result.source,
         "hyperparameters": dg.MetadataValue.json(result.hyperparameters),
         "num_boost_round": result.num_boost_round,
+        # The rows trained_model fits on: train (reference), train+validation (a tuned refit).
+        "fit_on": result.fit_on,
         "tuning_trials": trials,
         "code_version": code_version(),
         **chain_metadata(train_up),

@@ -49,6 +49,7 @@ def test_by_default_no_search_and_todays_model_bit_for_bit(in_process: Env) -> N
 
     model = meta(result, "trained_model")
     assert model["hyperparameters_source"] == "reference"
+    assert tuned["fit_on"] == model["fit_on"] == "train"
     assert model["upstream"]["tuned_hyperparameters"]["sha256"] == tuned["sha256"]
     assert model["hyperparameters"]["num_boost_round"] == NUM_BOOST_ROUND
     # The very booster training made before the tuning step existed.
@@ -76,6 +77,9 @@ def test_a_tuned_run_records_the_study_and_trains_with_its_best(in_process: Env)
     # trained_model used exactly the study's best, and says so.
     model = meta(result, "trained_model")
     assert model["hyperparameters_source"] == "tuned"
+    # Refit on train + validation (never test), for the rounds the train split's CV chose.
+    assert tuned["fit_on"] == model["fit_on"] == study.fit_on == "train+validation"
+    assert model["train_rows"] == study.train_rows + model["validation_rows"]
     assert model["upstream"]["tuned_hyperparameters"]["sha256"] == tuned["sha256"]
     assert model["hyperparameters"]["num_boost_round"] == study.num_boost_round
     for name, value in study.hyperparameters.items():
