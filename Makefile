@@ -18,6 +18,10 @@ export ABALONE_INPUT_DATA := $(SHARED_ABALONE)
 endif
 endif
 CONFIG ?=
+# OpenMP threads (XGBoost's) sleep instead of spinning while they wait: on a shared machine a
+# spinning thread whose partner is descheduled slowed training up to 10x (BENCHMARKS.md). Read
+# when XGBoost loads; the same model and predictions bytes (checked). An explicit value is kept.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup run dev test test-fast lint format bench clean
 
