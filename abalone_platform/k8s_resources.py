@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from abalone_platform.ml.train import instance_vcpus
+from abalone_platform.ml.instance_types import instance_vcpus
 
 # The op (step) that trains: its pod gets TrainingInstanceType's resources.
 TRAINING_STEP = "trained_model"
