@@ -30,9 +30,11 @@ from abalone_platform.sagemaker import STEP_TAG
     tags={STEP_TAG: "AbaloneTrain"},
     description="SageMaker step AbaloneTrain: XGBoost reg:squarederror with tuned_hyperparameters' "
     "choice; by default (tuning_trials 0) the reference's: 50 rounds, max_depth 5, eta 0.2, "
-    "gamma 4, min_child_weight 6, subsample 0.7. Seeded; saved in XGBoost's own UBJSON format. "
-    "Metadata: which hyperparameters it used, the per-round validation RMSE, as numbers and as "
-    "a curve.",
+    "gamma 4, min_child_weight 6, subsample 0.7, fit on the train split. A tuned recipe is refit "
+    "on train + validation for the rounds the train split's cross-validation chose. Seeded; "
+    "saved in XGBoost's own UBJSON format. Metadata: which hyperparameters it used, the rows it "
+    "was fit on, the per-round validation RMSE (held out only when fit on train), as numbers "
+    "and as a curve.",
 )
 def trained_model(
     context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
@@ -72,6 +74,7 @@ def trained_model(
         compute=compute,
         hyperparameters=tuned.hyperparameters,
         num_boost_round=tuned.num_boost_round,
+        fit_on_validation=tuned.fits_on_validation,
     )
     ref = artifacts.store.write_bytes(
         "trained_model", context.run.run_id, "model.ubj", bytes(result.booster.save_raw("ubj"))
@@ -86,13 +89,17 @@ def trained_model(
             # Which hyperparameters: "reference" (tuning_trials 0) or "tuned" (the study's best).
             "hyperparameters_source": tuned.source,
             "tuned_hyperparameters_run_id": tuned_up.run_id,
+            # The rows the booster was fit on: "train" (the reference's), or "train+validation"
+            # (a tuned recipe's refit); then the validation RMSE below is not held out.
+            "fit_on": tuned.fit_on,
             "validation_rmse": dg.MetadataValue.json(result.validation_rmse),
             "final_validation_rmse": result.validation_rmse[-1],
             "validation_curve": dg.MetadataValue.md(
                 markdown_image(validation_curve_png(result.validation_rmse), "validation RMSE")
             ),
             "code_version": code_version(),
-            "train_rows": split_rows(train),
+            "train_rows": split_rows(train)
+            + (split_rows(validation) if tuned.fits_on_validation else 0),
             "validation_rows": split_rows(validation),
             "processing_run_id": train_up.run_id,
             **chain_metadata(train_up, validation_up, tuned_up),
