@@ -306,8 +306,7 @@ class SplitPlan:
                 rows = self.rows.take(part)
                 features = self.preprocessor.transform(rows)
                 columns = [pa.array(rows.rings)] + [
-                    pa.array(features[:, j].astype(np.float64))
-                    for j in range(features.shape[1])
+                    pa.array(features[:, j].astype(np.float64)) for j in range(features.shape[1])
                 ]
                 table = pa.Table.from_arrays(columns, schema=schema)
                 writer.write_table(table, row_group_size=chunk_rows)
