@@ -55,7 +55,7 @@ format: setup
 	$(UV) run --frozen --no-sync ruff format .
 	$(UV) run --frozen --no-sync ruff check --fix .
 
-bench: setup  ## figures beside their baselines (not tests; about 10 minutes); updates BENCHMARKS.md
+bench: setup  ## figures beside their baselines (not tests; about 40 minutes: 30M-row steps); updates BENCHMARKS.md
 	$(UV) run --frozen --no-sync python -m bench $(BENCH_ARGS)
 
 clean:
