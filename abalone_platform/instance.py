@@ -121,7 +121,7 @@ class MonitoredRunLauncher(DefaultRunLauncher):
         pid = event.pid if event is not None else None
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.RUNNING, "no RUN_START pid yet")
-        if _process_alive(pid):
+        if process_alive(pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING, f"pid {pid} is alive")
         return CheckRunHealthResult(
             WorkerStatus.FAILED,
@@ -130,13 +130,20 @@ class MonitoredRunLauncher(DefaultRunLauncher):
         )
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live Dagster/Python process (not a reused pid of something else)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # someone else's live process
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc to look in: trust kill(0)
+    if b"dagster" not in cmdline and b"python" not in cmdline:
+        return False
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):

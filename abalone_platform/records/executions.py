@@ -8,13 +8,12 @@ reasons from the step failure events.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from abalone_platform.errors import ExecutionError
+from abalone_platform.instance import process_alive
 from abalone_platform.records.steps import pipeline_steps
 from abalone_platform.storage.artifacts import plain_metadata
 
@@ -113,27 +112,6 @@ def _run_failure(events: list[dg.EventLogEntry]) -> str | None:
     return None
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live Dagster/Python process (not a reused pid of something else)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc to look in: trust kill(0)
-    if b"dagster" not in cmdline and b"python" not in cmdline:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"  # a zombie has finished; its parent just has not reaped it
-
-
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
@@ -157,7 +135,7 @@ def mark_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
     for run in instance.get_runs(filters=started):
         pid = _run_pid(instance, run.run_id)
-        if pid is None or _process_alive(pid):
+        if pid is None or process_alive(pid):
             continue
         instance.report_run_failed(
             run,
