@@ -7,8 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from abalone_platform_tests.support.project import REPO_ROOT
 
 HEAVY = ("xgboost", "sklearn", "pandas", "mlflow", "matplotlib", "optuna", "dask")
@@ -42,15 +40,3 @@ def test_validating_the_instance_type_imports_no_ml_library() -> None:
 def test_loading_the_definitions_imports_neither_mlflow_nor_figures_nor_tuning() -> None:
     loaded = imported_after("import abalone_platform.definitions as d\nd.defs()")
     assert loaded.isdisjoint({"mlflow", "matplotlib", "optuna", "dask"}), loaded
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="defs/data/assets.py (compute.processing -> ml.data: pandas, pyarrow), "
-    "defs/deployment/assets.py (compute.transform, ml.bundle: xgboost, scikit-learn), "
-    "defs/training/*.py and defs/evaluation|registry/assets.py import the ML modules at module "
-    "level; see BENCHMARKS.md, 'Loading the code location'",
-)
-def test_loading_the_definitions_imports_no_ml_library() -> None:
-    loaded = imported_after("import abalone_platform.definitions as d\nd.defs()")
-    assert loaded.isdisjoint({"xgboost", "sklearn", "pandas"}), loaded
