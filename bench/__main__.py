@@ -26,14 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.blocks import BENCHMARKS_MD, write_block
 from bench.make_data import cached
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CACHE = REPO / "abalone_home" / "bench"
 SHARED_ABALONE = REPO.parent / "shared" / "data" / "abalone.data"
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
-BEGIN, END = "<!-- bench:results -->", "<!-- /bench:results -->"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
 
@@ -262,15 +261,7 @@ def report(results: dict) -> str:
 
 
 def write_benchmarks(text: str) -> None:
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BENCHMARKS_MD.exists():
-        current = BENCHMARKS_MD.read_text()
-        if BEGIN in current and END in current:
-            head, _, rest = current.partition(BEGIN)
-            _, _, tail = rest.partition(END)
-            BENCHMARKS_MD.write_text(head + block + tail)
-            return
-    BENCHMARKS_MD.write_text(f"# Benchmarks\n\n{block}\n")
+    write_block("results", text, "Benchmarks")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -85,7 +85,7 @@ def _evaluate(args: argparse.Namespace) -> dict:
         predictions=predicted,
         test=test,
         train=train,
-        train_and_validation=pd.concat([train, validation], ignore_index=True),
+        validation=validation,
         params={**HYPERPARAMETERS, "seed": 42, "nthread": 2},
         num_boost_round=NUM_BOOST_ROUND,
         seed=42,

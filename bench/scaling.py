@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 from bench.__main__ import CACHE, MIB, SHARED_ABALONE, Run, median, phase
+from bench.blocks import write_block
 from bench.make_data import cached
+from bench.serving import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
-BEGIN, END = "<!-- bench:scaling -->", "<!-- /bench:scaling -->"
 STEPS = ("process", "train", "evaluate", "transform")
 GIB = 1 << 30
 
@@ -61,14 +60,7 @@ def bench_scale(source: Path, sizes: list[int], reps: int, work: Path, log) -> d
 def _hand_cluster(workers: int, logs: Path) -> tuple[str, list[subprocess.Popen]]:
     """`dask scheduler` and ``workers`` `dask worker` processes on loopback, as a person
     starts them; the caller stops them."""
-    import socket
-
     from distributed import Client
-
-    def free_port() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -238,14 +230,7 @@ def report(results: dict) -> str:
 
 
 def write(text: str) -> None:
-    current = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in current and END in current:
-        head, _, rest = current.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        BENCHMARKS_MD.write_text(head + block + tail)
-    else:
-        BENCHMARKS_MD.write_text(current.rstrip("\n") + "\n\n## Scale and Dask\n\n" + block + "\n")
+    write_block("scaling", text, "Scale and Dask")
 
 
 def run(sizes: list[int], dask_rows: int, reps: int, source: Path, log) -> dict:

@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.blocks import write_block
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SHARED_ABALONE = REPO.parent / "shared" / "data" / "abalone.data"
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
-BEGIN, END = "<!-- bench:serving -->", "<!-- /bench:serving -->"
 GROUP = "AbaloneModelPackageGroupName"
 ROUNDS = 3
 HEADER = "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight"
@@ -231,14 +231,7 @@ def report(results: dict, when: str, load_avg: str) -> str:
 
 
 def write(text: str) -> None:
-    current = BENCHMARKS_MD.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in current and END in current:
-        head, _, rest = current.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        BENCHMARKS_MD.write_text(head + block + tail)
-    else:
-        BENCHMARKS_MD.write_text(current.rstrip("\n") + f"\n\n## Real-time serving\n\n{block}\n")
+    write_block("serving", text, "Real-time serving")
 
 
 def main(argv: list[str] | None = None) -> None:

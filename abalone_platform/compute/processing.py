@@ -10,7 +10,6 @@ from pathlib import Path
 from abalone_platform.compute.cluster import StepCluster
 from abalone_platform.compute.pieces import PIECE_BYTES, BadRange, piece_ranges, worker_address
 from abalone_platform.compute.ranges import RangeSource
-from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.data import (
     RAW_COLUMNS,
@@ -18,12 +17,12 @@ from abalone_platform.ml.data import (
     InvalidBlock,
     RowsBuilder,
     check_has_rows,
+    check_not_empty,
     file_columns,
     locate_error,
     max_rows,
     parse_stream,
 )
-from abalone_platform.storage.files import check_input_file
 
 
 @dataclass(frozen=True)
@@ -72,9 +71,7 @@ def read_abalone_csv_on(
     ``path`` is this process's copy of the input (for the cuts, and to locate a bad line with
     its global line number); the workers read ``source`` themselves.
     """
-    size = check_input_file(path, parameter).st_size
-    if size == 0:
-        raise InputDataError(parameter, str(path), "file is empty")
+    check_not_empty(path, parameter)
     columns = file_columns(path, parameter, require_label=require_label)
     futures = [
         cluster.client.submit(parse_piece, source, columns, require_label, start, end, pure=False)

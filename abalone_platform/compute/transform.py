@@ -12,7 +12,6 @@ from pathlib import Path
 from abalone_platform.compute.cluster import StepCluster
 from abalone_platform.compute.pieces import PIECE_BYTES, BadRange, piece_ranges, worker_address
 from abalone_platform.compute.ranges import RangeSource
-from abalone_platform.errors import InputDataError
 from abalone_platform.faults import fault_point
 from abalone_platform.ml.bundle import (
     MODEL_FILE,
@@ -22,10 +21,15 @@ from abalone_platform.ml.bundle import (
     load_booster,
     read_bundle,
 )
-from abalone_platform.ml.data import InvalidBlock, check_has_rows, file_columns, locate_error
+from abalone_platform.ml.data import (
+    InvalidBlock,
+    check_has_rows,
+    check_not_empty,
+    file_columns,
+    locate_error,
+)
 from abalone_platform.ml.predict import BATCH_PARAMETER, TRANSFORM_BLOCK_SIZE, predictions_csv
 from abalone_platform.ml.preprocess import Preprocessor
-from abalone_platform.storage.files import check_input_file
 from abalone_platform.storage.integrity import MANIFEST_FILE
 
 
@@ -124,9 +128,7 @@ def batch_transform_on(
     removed. ``path`` is this process's copy of the input, for the cuts and to locate a bad
     line; the workers read ``source`` themselves.
     """
-    size = check_input_file(path, BATCH_PARAMETER).st_size
-    if size == 0:
-        raise InputDataError(BATCH_PARAMETER, str(path), "file is empty")
+    check_not_empty(path, BATCH_PARAMETER)
     columns = file_columns(path, BATCH_PARAMETER, require_label=False)
     client = cluster.client
     # The model and the preprocessor's JSON travel with each task (tens of kilobytes; each

@@ -393,6 +393,13 @@ def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
+def check_not_empty(path: Path, parameter: str) -> None:
+    """A readable regular file with at least one byte (missing, a FIFO or device, unreadable:
+    refused by name before anything is opened to read)."""
+    if check_input_file(path, parameter).st_size == 0:
+        raise InputDataError(parameter, str(path), "file is empty")
+
+
 def check_has_rows(rows: int, path: Path | str, parameter: str) -> None:
     if rows == 0:
         raise InputDataError(parameter, str(path), "file has no data rows")
@@ -445,9 +452,7 @@ def read_abalone_csv(path: Path, parameter: str, *, require_label: bool) -> Abal
     (ProcessingInstanceCount > 1 reads line-aligned byte ranges as Dask tasks instead:
     abalone_platform.compute, with the same result and the same errors.)
     """
-    size = check_input_file(path, parameter).st_size
-    if size == 0:
-        raise InputDataError(parameter, str(path), "file is empty")
+    check_not_empty(path, parameter)
     columns = file_columns(path, parameter, require_label=require_label)
     builder = RowsBuilder(max_rows(path), with_label=columns == len(RAW_COLUMNS))
     for block in iter_parsed_batches(path, parameter, require_label=require_label):

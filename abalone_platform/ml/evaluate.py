@@ -222,7 +222,7 @@ def how_sure(
     predictions: np.ndarray,
     test: pd.DataFrame,
     train: pd.DataFrame,
-    train_and_validation: pd.DataFrame,
+    validation: pd.DataFrame,
     params: Mapping[str, object],
     num_boost_round: int,
     seed: int,
@@ -231,7 +231,12 @@ def how_sure(
     bootstrap and residuals."""
     return {
         "cross_validation": {
-            "mse": cross_validated_mse(train_and_validation, params, num_boost_round, seed=seed),
+            "mse": cross_validated_mse(
+                pd.concat([train, validation], ignore_index=True),
+                params,
+                num_boost_round,
+                seed=seed,
+            ),
             "data": "train + validation",
         },
         "baseline": {

@@ -15,15 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from abalone_platform.errors import InputDataError
 from abalone_platform.ml.bundle import ModelBundle, predict_features, read_bundle
 from abalone_platform.ml.data import (
     AbaloneColumns,
     check_has_rows,
+    check_not_empty,
     iter_parsed_batches,
     parse_stream,
 )
-from abalone_platform.storage.files import check_input_file
 
 BATCH_PARAMETER = "batch_data (BatchData)"
 # Parsing reads ahead up to 32 blocks (Arrow's CSV reader), so the block size bounds memory:
@@ -191,10 +190,7 @@ def batch_transform(
     input order), in this process: streamed in blocks of ``block_size`` bytes, with every core
     for XGBoost. Returns the row count. (ProcessingInstanceCount > 1 runs line-aligned pieces
     as Dask tasks instead: abalone_platform.compute, with byte-identical output.)"""
-    # Missing, a FIFO or device, unreadable: refused by name before anything is opened to read.
-    size = check_input_file(input_path, BATCH_PARAMETER).st_size
-    if size == 0:
-        raise InputDataError(BATCH_PARAMETER, str(input_path), "file is empty")
+    check_not_empty(input_path, BATCH_PARAMETER)
     try:
         bundle = read_bundle(bundle_dir, bundle_sha256)
         # A native stream: Arrow's read-ahead thread then never needs the GIL.

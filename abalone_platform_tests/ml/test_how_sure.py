@@ -98,7 +98,7 @@ def test_how_sure_keeps_regression_metrics_apart(processed: ProcessedData, train
         predictions=predicted,
         test=processed.test,
         train=processed.train,
-        train_and_validation=pd.concat([processed.train, processed.validation]),
+        validation=processed.validation,
         params=params,
         num_boost_round=50,
         seed=42,

@@ -11,7 +11,13 @@ import pytest
 
 from abalone_platform.ml.data import read_abalone_csv
 from abalone_platform.ml.preprocess import ProcessedData, process, split_indices
-from abalone_platform.ml.train import HYPERPARAMETERS, NUM_BOOST_ROUND, resolve_compute, train_model
+from abalone_platform.ml.train import (
+    HYPERPARAMETERS,
+    NUM_BOOST_ROUND,
+    TrainedModel,
+    resolve_compute,
+    train_model,
+)
 from abalone_platform.ml.tune import (
     FIT_TRAIN,
     FIT_TRAIN_AND_VALIDATION,
@@ -154,31 +160,21 @@ def test_the_refit_is_train_plus_validation_and_nothing_else(processed: Processe
     the per-round RMSE is still recorded on validation (then not held out)."""
     result = _search(processed)
     train = processed.train.iloc[:ROWS]
-    refit = train_model(
-        train,
-        processed.validation,
-        seed=7,
-        compute=COMPUTE,
-        hyperparameters=result.hyperparameters,
-        num_boost_round=result.num_boost_round,
-        fit_on_validation=True,
-    )
-    by_hand = train_model(
-        pd.concat([train, processed.validation], ignore_index=True),
-        processed.validation,
-        seed=7,
-        compute=COMPUTE,
-        hyperparameters=result.hyperparameters,
-        num_boost_round=result.num_boost_round,
-    )
-    on_train = train_model(
-        train,
-        processed.validation,
-        seed=7,
-        compute=COMPUTE,
-        hyperparameters=result.hyperparameters,
-        num_boost_round=result.num_boost_round,
-    )
+
+    def fit(rows: pd.DataFrame, **options: bool) -> TrainedModel:
+        return train_model(
+            rows,
+            processed.validation,
+            seed=7,
+            compute=COMPUTE,
+            hyperparameters=result.hyperparameters,
+            num_boost_round=result.num_boost_round,
+            **options,
+        )
+
+    refit = fit(train, fit_on_validation=True)
+    by_hand = fit(pd.concat([train, processed.validation], ignore_index=True))
+    on_train = fit(train)
     assert bytes(refit.booster.save_raw("ubj")) == bytes(by_hand.booster.save_raw("ubj"))
     assert bytes(refit.booster.save_raw("ubj")) != bytes(on_train.booster.save_raw("ubj"))
     assert len(refit.validation_rmse) == result.num_boost_round

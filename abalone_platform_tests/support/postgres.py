@@ -21,8 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
+from abalone_platform_tests.support.apt import apt_install
 from abalone_platform_tests.support.project import free_port
 
 START_TIMEOUT_S = 60
@@ -44,19 +43,7 @@ def install_postgresql() -> Path:
     found = _bin_dir()
     if found is not None:
         return found
-    if os.geteuid() != 0:
-        pytest.fail(
-            "PostgreSQL (initdb, pg_ctl) is missing and installing it needs root: run "
-            "`apt-get update && apt-get install -y postgresql`"
-        )
-    apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
-    ):
-        done = subprocess.run(command, env=apt, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr}")
+    apt_install("postgresql")
     found = _bin_dir()
     assert found is not None, "the postgresql package installed no initdb"
     return found

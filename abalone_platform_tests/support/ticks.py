@@ -20,3 +20,17 @@ def tick(
         return dg.SensorResult(skip_reason=result, cursor=cursor)
     assert isinstance(result, dg.SensorResult), result
     return result
+
+
+def run_request(
+    defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest
+) -> dg.ExecuteInProcessResult:
+    """The run a tick requested, executed in this process (config, selection and tags as the
+    daemon would launch it), not raising on failure."""
+    return defs.resolve_job_def("abalone_pipeline").execute_in_process(
+        run_config=request.run_config,
+        instance=instance,
+        asset_selection=request.asset_selection,
+        tags=request.tags,
+        raise_on_error=False,
+    )

@@ -27,7 +27,7 @@ from abalone_platform_tests.support.project import BIN, REPO_ROOT, SHARED_ABALON
 from abalone_platform_tests.support.registry import registered_versions
 from abalone_platform_tests.support.s3_server import S3Server
 from abalone_platform_tests.support.serve import abalone_serve
-from abalone_platform_tests.support.ticks import tick
+from abalone_platform_tests.support.ticks import run_request, tick
 from abalone_platform_tests.team.conftest import (
     TeamMlflow,
     dagster_daemon,
@@ -248,13 +248,7 @@ def test_the_three_executions_and_approvals_through_the_mlflow_server(
         [request] = tick(sensor, instance, first.cursor, resources).run_requests
         config = request.run_config["resources"]["parameters"]["config"]
         assert config["model_package_version"] == 2
-        batch = defs.resolve_job_def("abalone_pipeline").execute_in_process(
-            run_config=request.run_config,
-            instance=instance,
-            asset_selection=request.asset_selection,
-            tags=request.tags,
-            raise_on_error=False,
-        )
+        batch = run_request(defs, instance, request)
         assert batch.success
         latest = instance.get_latest_materialization_event(dg.AssetKey("batch_predictions"))
         assert latest.asset_materialization.metadata["model_package_version"].value == 2

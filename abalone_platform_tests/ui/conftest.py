@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from abalone_platform_tests.support.apt import apt_install
 from abalone_platform_tests.support.dagster_dev import DagsterDev
 from abalone_platform_tests.support.dagster_dev import dagster_dev as start_dagster_dev
 from abalone_platform_tests.support.project import SHARED_ABALONE, TEST_ARTIFACTS, make_env
@@ -23,19 +22,7 @@ def _install_chromium() -> None:
     """Debian's chromium and its driver (browser downloads do not work here; apt does)."""
     if CHROMIUM.exists() and CHROMEDRIVER.exists():
         return
-    if os.geteuid() != 0:
-        pytest.fail(
-            "chromium and chromium-driver are missing and installing them needs root: run "
-            "`apt-get update && apt-get install -y chromium chromium-driver`"
-        )
-    apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"],
-    ):
-        done = subprocess.run(command, env=apt, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr}")
+    apt_install("chromium", "chromium-driver")
     assert CHROMEDRIVER.exists(), "chromium-driver installed no /usr/bin/chromedriver"
 
 

@@ -2,7 +2,6 @@
 are (cross-validated MSE, a constant predictor's MSE, a bootstrap interval, residuals by group)."""
 
 import dagster as dg
-import pandas as pd
 
 from abalone_platform.code_version import code_version
 from abalone_platform.defs.shared.resources import ArtifactStore
@@ -164,7 +163,7 @@ def evaluation_report(
         predictions=predicted,
         test=test,
         train=train,
-        train_and_validation=pd.concat([train, validation], ignore_index=True),
+        validation=validation,
         params=recipe,
         num_boost_round=rounds,
         seed=seed,

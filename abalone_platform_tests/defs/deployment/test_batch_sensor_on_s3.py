@@ -11,7 +11,7 @@ from abalone_platform.defs.shared.resources import default_registry
 from abalone_platform_tests.support.pipeline import run_pipeline
 from abalone_platform_tests.support.project import ASSETS
 from abalone_platform_tests.support.s3_server import S3Server
-from abalone_platform_tests.support.ticks import tick
+from abalone_platform_tests.support.ticks import run_request, tick
 
 # model_package's uri is MLflow's artifact location, checked on its own.
 IN_STORE = ASSETS[:-1]
@@ -88,13 +88,7 @@ def test_pipeline_and_batch_sensor_on_s3(
         config = request.run_config["resources"]["parameters"]["config"]
         assert config == {"batch_data": f"s3://{bucket}/batch/day1.csv", "model_package_version": 1}
 
-        batch = defs.resolve_job_def("abalone_pipeline").execute_in_process(
-            run_config=request.run_config,
-            instance=instance,
-            asset_selection=request.asset_selection,
-            tags=request.tags,
-            raise_on_error=False,
-        )
+        batch = run_request(defs, instance, request)
         assert batch.success
         materialized = {e.asset_key.path[-1] for e in batch.get_asset_materialization_events()}
         assert materialized == {"batch_predictions"}

@@ -11,7 +11,7 @@ import pytest
 from abalone_platform.definitions import build_defs
 from abalone_platform.registry import MODEL_PACKAGE_GROUP
 from abalone_platform_tests.support.pipeline import run_pipeline
-from abalone_platform_tests.support.project import REPO_ROOT, Env
+from abalone_platform_tests.support.project import ASSETS, REPO_ROOT, Env
 
 
 def user_lines(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str]]:
@@ -54,17 +54,7 @@ def test_a_passing_run_ends_with_its_summary(in_process: Env) -> None:
 
 
 def test_a_run_without_batch_predictions_says_so(in_process: Env) -> None:
-    selection = [
-        "train_split",
-        "validation_split",
-        "test_split",
-        "preprocessor",
-        "tuned_hyperparameters",
-        "trained_model",
-        "evaluation_report",
-        "deployable_model",
-        "model_package",
-    ]
+    selection = [name for name in ASSETS if name != "batch_predictions"]
     with dg.DagsterInstance.get() as instance:
         result = run_pipeline(instance, selection=selection)
         assert result.success
