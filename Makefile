@@ -55,7 +55,7 @@ format: setup
 	$(UV) run --frozen --no-sync ruff format .
 	$(UV) run --frozen --no-sync ruff check --fix .
 
-bench: setup  ## figures beside their baselines (not tests; about 40 minutes: 30M-row steps); updates BENCHMARKS.md
+bench: setup  ## figures beside their targets (not tests; about 45 minutes: 30M-row steps; BENCH_ARGS="--only default,load,cache" for some); updates BENCHMARKS.md
 	$(UV) run --frozen --no-sync python -m bench $(BENCH_ARGS)
 
 clean:

@@ -304,7 +304,15 @@ def cmd_executions_describe(args: argparse.Namespace) -> None:
     print("\nSteps")
     print(
         _table(
-            ["step", "SageMaker step", "status", "start", "end", "attempts", "outcome / failure"],
+            [
+                "step",
+                "SageMaker step",
+                "status",
+                "start",
+                "end",
+                "attempts",
+                "outcome / failure / cache",
+            ],
             [
                 [
                     s["name"],
@@ -319,6 +327,9 @@ def cmd_executions_describe(args: argparse.Namespace) -> None:
                             [
                                 _gate_text(s["gate"]) if "gate" in s else "",
                                 s.get("failure_reason", ""),
+                                f"cache hit of run {s['cache_hit_of']}"
+                                if "cache_hit_of" in s
+                                else "",
                             ],
                         )
                     ),

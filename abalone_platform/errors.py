@@ -5,6 +5,10 @@ Plain Python with no imports, so every layer (ml, storage, registry, records, de
 catches the same classes.
 """
 
+# How an InputDataError names the two data parameters: the field, then SageMaker's name.
+INPUT_PARAMETER = "input_data (InputData)"
+BATCH_PARAMETER = "batch_data (BatchData)"
+
 
 class PlatformError(RuntimeError):
     """A request that was refused; the message says why. Nothing was changed."""

@@ -7,8 +7,6 @@ A module of its own so that the default code location never imports the Kubernet
 (about a second of start-up on every `dagster` command).
 """
 
-from pathlib import Path
-
 import dagster as dg
 from dagster_k8s import k8s_job_executor
 
@@ -17,7 +15,7 @@ import abalone_platform.definitions as default_location
 
 def build_k8s_defs() -> dg.Definitions:
     return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(default_location.__file__).parent),
+        default_location.load_defs_folder(),
         dg.Definitions(executor=k8s_job_executor),
     )
 

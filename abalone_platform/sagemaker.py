@@ -112,3 +112,23 @@ def definition_name(step: str) -> str:
 def get(path: str) -> dict[str, str]:
     """A SageMaker property reference: ``{"Get": "Parameters.X"}``, ``{"Get": "Steps...."}``."""
     return {"Get": path}
+
+
+# The gate (AbaloneMSECond, AbaloneMSEFail): the property the condition reads from the
+# evaluation report, the condition, and the FailStep's message.
+MSE_JSON_PATH = "regression_metrics.mse.value"
+
+
+def report_mse(report: dict) -> float:
+    """The value at MSE_JSON_PATH of an evaluation report."""
+    return float(report["regression_metrics"]["mse"]["value"])
+
+
+def mse_within(report: dict, threshold: float) -> bool:
+    """The reference's ConditionLessThanOrEqualTo on regression_metrics.mse.value."""
+    return report_mse(report) <= threshold
+
+
+def gate_failure_message(threshold: float) -> str:
+    """The reference FailStep's text: Join(" ", ["Execution failed due to MSE >", threshold])."""
+    return f"Execution failed due to MSE > {threshold}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,13 +121,16 @@ def batch_transform_on(
     *,
     block_size: int = TRANSFORM_BLOCK_SIZE,
     piece_bytes: int = PIECE_BYTES,
+    progress: Callable[[int], None] | None = None,
 ) -> DaskTransform:
     """``ml.predict.batch_transform`` as tasks on ``cluster``, with byte-identical output.
 
     Pieces are written to ``output_path`` in file order as they arrive (each released once
     written, so this process holds about one piece's output); on any failure the output is
     removed. ``path`` is this process's copy of the input, for the cuts and to locate a bad
-    line; the workers read ``source`` themselves.
+    line; the workers read ``source`` themselves. ``progress``, if given, is called with the
+    rows written so far after each piece is written (in file order, so a piece that finishes
+    early is counted when the pieces before it are in).
     """
     check_not_empty(path, BATCH_PARAMETER)
     columns = file_columns(path, BATCH_PARAMETER, require_label=False)
@@ -161,6 +165,8 @@ def batch_transform_on(
                 out.write(piece.output)
                 rows += piece.rows
                 workers[piece.worker] += 1
+                if progress is not None:
+                    progress(rows)
         check_has_rows(rows, path, BATCH_PARAMETER)
     except BaseException:
         for future in futures:

@@ -15,7 +15,6 @@ from abalone_platform.ml.bundle import predict_features
 from abalone_platform.ml.data import LABEL_COLUMN
 from abalone_platform.ml.preprocess import ENCODED_SEX_COLUMNS, MODEL_FEATURES
 
-MSE_JSON_PATH = "regression_metrics.mse.value"
 CV_FOLDS = 5
 # Cross-validation on more rows than this uses a seeded sample of this many: five more models on
 # 25M rows would cost more than the pipeline, and a mean over a million held-out rows per fold
@@ -64,22 +63,8 @@ def report_from_predictions(y: np.ndarray, predictions: np.ndarray) -> dict:
     }
 
 
-def report_mse(report: dict) -> float:
-    return float(report["regression_metrics"]["mse"]["value"])
-
-
 def report_to_json(report: dict) -> bytes:
     return json.dumps(report, indent=2).encode()
-
-
-def gate_failure_message(threshold: float) -> str:
-    """The reference FailStep's text: Join(" ", ["Execution failed due to MSE >", threshold])."""
-    return f"Execution failed due to MSE > {threshold}"
-
-
-def mse_within(report: dict, threshold: float) -> bool:
-    """The reference's ConditionLessThanOrEqualTo on regression_metrics.mse.value."""
-    return report_mse(report) <= threshold
 
 
 # Below this many rows XGBoost trains faster on one thread: per tree, OpenMP's synchronisation

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from abalone_platform.errors import BATCH_PARAMETER
 from abalone_platform.ml.bundle import ModelBundle, predict_features, read_bundle
 from abalone_platform.ml.data import (
     AbaloneColumns,
@@ -24,7 +25,6 @@ from abalone_platform.ml.data import (
     parse_stream,
 )
 
-BATCH_PARAMETER = "batch_data (BatchData)"
 # Parsing reads ahead up to 32 blocks (Arrow's CSV reader), so the block size bounds memory:
 # 1 MiB blocks cap the read-ahead at 32 MiB where 16 MiB blocks let it reach half a gigabyte.
 TRANSFORM_BLOCK_SIZE = 1 << 20
@@ -110,11 +110,16 @@ class _Stage:
 
 
 def transform_stream(
-    bundle: ModelBundle, batches: Iterator[AbaloneColumns], write: Callable[[np.ndarray], None]
+    bundle: ModelBundle,
+    batches: Iterator[AbaloneColumns],
+    write: Callable[[np.ndarray], None],
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Predict every parsed block of ``batches``, handing predictions to ``write`` in order.
 
     Three threads: parsing runs ahead of prediction, writing behind it. Returns the row count.
+    ``progress`` is called from the writing thread with the rows written so far, after each
+    group is written (counted there, not at prediction, so it never runs ahead of the output).
     """
 
     def parse(stage: _Stage) -> None:
@@ -126,10 +131,14 @@ def transform_stream(
     writer_error: list[BaseException] = []
 
     def drain() -> None:
+        written = 0
         while (item := results.get()) is not _DONE:
             if not writer_error:
                 try:
                     write(item)
+                    if progress is not None:
+                        written += len(item)
+                        progress(written)
                 except BaseException as exc:  # re-raised by the producer
                     writer_error.append(exc)
 
@@ -185,11 +194,14 @@ def batch_transform(
     output_path: Path,
     *,
     block_size: int = TRANSFORM_BLOCK_SIZE,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Predict one rings value per row of ``input_path`` into ``output_path`` (headerless CSV,
     input order), in this process: streamed in blocks of ``block_size`` bytes, with every core
-    for XGBoost. Returns the row count. (ProcessingInstanceCount > 1 runs line-aligned pieces
-    as Dask tasks instead: abalone_platform.compute, with byte-identical output.)"""
+    for XGBoost. Returns the row count. ``progress``, if given, is called with the rows written
+    so far as each group of about PREDICT_ROWS rows is written (from the writing thread).
+    (ProcessingInstanceCount > 1 runs line-aligned pieces as Dask tasks instead:
+    abalone_platform.compute, with byte-identical output.)"""
     check_not_empty(input_path, BATCH_PARAMETER)
     try:
         bundle = read_bundle(bundle_dir, bundle_sha256)
@@ -202,9 +214,31 @@ def batch_transform(
                 block_size=block_size,
                 source=handle,
             )
-            total = transform_stream(bundle, batches, lambda p: _write_predictions(p, out))
+            total = transform_stream(
+                bundle, batches, lambda p: _write_predictions(p, out), progress
+            )
         check_has_rows(total, input_path, BATCH_PARAMETER)
     except BaseException:
         output_path.unlink(missing_ok=True)  # never leave a partial output behind
         raise
     return total
+
+
+# Enough lines for a steady mean line length (about 25,000 rows of the UCI file), one read.
+ESTIMATE_SAMPLE_BYTES = 1 << 20
+
+
+def estimated_rows(path: Path, sample_bytes: int = ESTIMATE_SAMPLE_BYTES) -> int:
+    """About how many rows ``path`` holds, from the line length of its first ``sample_bytes``
+    and its size: a total for progress lines at the cost of one small read (counting every
+    line would be a pass over the whole file before the transform's own). The line count
+    itself when the file fits in the sample."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        sample = handle.read(sample_bytes)
+    lines = sample.count(b"\n")
+    if len(sample) == size:
+        return lines + (1 if sample and not sample.endswith(b"\n") else 0)
+    if lines == 0:
+        return 1  # one line longer than the sample: nothing to estimate from
+    return round(size * lines / len(sample))

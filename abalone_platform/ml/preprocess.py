@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abalone_platform.errors import InputDataError
+from abalone_platform.errors import INPUT_PARAMETER, InputDataError
 from abalone_platform.ml.data import LABEL_COLUMN, NUMERIC_COLUMNS, SEX_CODES, AbaloneColumns
 
 if TYPE_CHECKING:
@@ -247,7 +247,6 @@ def _min_input_rows(per_split: int) -> int:
 
 # Fewest input data rows process() accepts: 64 (with 10 per split, 70/15/15 gives 44/10/10).
 MIN_INPUT_ROWS = _min_input_rows(MIN_ROWS_PER_SPLIT)
-INPUT_PARAMETER = "input_data (InputData)"
 
 
 def check_enough_rows(n_rows: int, parameter: str, location: str) -> None:

@@ -64,6 +64,20 @@ class Trial:
 
 
 @dataclass(frozen=True)
+class TuningProgress:
+    """Where a study stands after a trial: what a progress line says (``tune``'s ``on_progress``).
+
+    Kept apart from ``Trial`` so the result's JSON (which holds the trials) does not change.
+    """
+
+    trial: Trial  # the one just finished
+    trials_done: int
+    trials_total: int  # the budget; a timeout may end the study before it
+    best: Trial  # the best so far, ties to the earliest, as the final choice
+    elapsed_s: float  # since the search began (the training matrix built before it)
+
+
+@dataclass(frozen=True)
 class TuningResult:
     """The hyperparameters training should use, and how they were found.
 
@@ -213,6 +227,7 @@ def tune(
     device: str = "cpu",
     folds: int = CV_FOLDS,
     on_trial: Callable[[Trial], None] | None = None,
+    on_progress: Callable[[TuningProgress], None] | None = None,
 ) -> TuningResult:
     """Search ``n_trials`` hyperparameter sets (no new trial starts after ``timeout_s``) by
     ``folds``-fold cross-validated RMSE on ``train``; the best set and every trial.
@@ -221,6 +236,8 @@ def tune(
     same seed, so the same rows and budget give the same trials (unless the timeout cut the
     study short: then how many ran depends on the machine, which the result records).
     ``n_trials`` 0 returns the reference's hyperparameters without looking at the data.
+    ``on_trial`` is called with each finished trial, ``on_progress`` with the study's standing
+    after it (trials done of the budget, the best so far, the time elapsed).
     """
     check_budget(n_trials, timeout_s)
     if n_trials == 0:
@@ -254,6 +271,16 @@ def tune(
         trials.append(done)
         if on_trial is not None:
             on_trial(done)
+        if on_progress is not None:
+            on_progress(
+                TuningProgress(
+                    trial=done,
+                    trials_done=len(trials),
+                    trials_total=n_trials,
+                    best=_best(trials),
+                    elapsed_s=round(time.monotonic() - started, 3),
+                )
+            )
         return rmse
 
     study = optuna.create_study(
@@ -262,7 +289,7 @@ def tune(
         study_name=f"abalone_tuning_seed{seed}",
     )
     study.optimize(objective, n_trials=n_trials, timeout=timeout_s, gc_after_trial=False)
-    best = min(trials, key=lambda t: (t.cv_rmse, t.number))
+    best = _best(trials)
     return TuningResult(
         source=SOURCE_TUNED,
         hyperparameters={**FIXED_PARAMETERS, **best.params},
@@ -280,6 +307,11 @@ def tune(
         train_rows=len(train),
         elapsed_s=round(time.monotonic() - started, 3),
     )
+
+
+def _best(trials: Sequence[Trial]) -> Trial:
+    """The lowest CV RMSE; a tie goes to the earlier trial."""
+    return min(trials, key=lambda t: (t.cv_rmse, t.number))
 
 
 def trials_table(result: TuningResult) -> pd.DataFrame:

@@ -17,7 +17,6 @@ import dagster as dg
 
 from abalone_platform import sagemaker as sm
 from abalone_platform.errors import DefinitionError
-from abalone_platform.ml.evaluate import MSE_JSON_PATH, gate_failure_message
 from abalone_platform.ml.train import HYPERPARAMETERS, NUM_BOOST_ROUND
 from abalone_platform.ml.tune import (
     CV_FOLDS,
@@ -28,6 +27,7 @@ from abalone_platform.ml.tune import (
 )
 from abalone_platform.records.steps import Step, pipeline_steps
 from abalone_platform.registry import MODEL_PACKAGE_GROUP
+from abalone_platform.sagemaker import MSE_JSON_PATH, gate_failure_message
 
 DEFINITION_VERSION = "abalone_platform/1"
 _TYPES = {int: "Integer", float: "Float", str: "String", bool: "Boolean"}

@@ -15,6 +15,7 @@ import dagster as dg
 from abalone_platform.errors import ExecutionError
 from abalone_platform.instance import process_alive
 from abalone_platform.records.steps import pipeline_steps
+from abalone_platform.step_cache import CACHE_HIT_OF
 from abalone_platform.storage.artifacts import plain_metadata
 
 
@@ -195,9 +196,16 @@ def describe_execution(
     summary = _summary(defs, record, events)
     stats = {s.step_key: s for s in instance.get_run_step_stats(run.run_id)}
     failures: dict[str, str] = {}
+    # SageMaker's CacheHitResult: the run whose outputs a cached step reused.
+    cache_hits: dict[str, str] = {}
     for entry in events:
-        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            failures[entry.step_key] = _failure_reason(entry.dagster_event.event_specific_data)
+        event = entry.dagster_event
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            failures[entry.step_key] = _failure_reason(event.event_specific_data)
+        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            hit_of = event.step_materialization_data.materialization.metadata.get(CACHE_HIT_OF)
+            if hit_of is not None:
+                cache_hits[entry.step_key] = str(getattr(hit_of, "value", hit_of))
     planned: list[str] | None = None
     if run.execution_plan_snapshot_id:
         plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
@@ -219,6 +227,8 @@ def describe_execution(
         }
         if key in failures:
             step["failure_reason"] = failures[key]
+        if key in cache_hits:
+            step["cache_hit_of"] = cache_hits[key]
         if definition is not None and definition.checks and gate is not None:
             step["gate"] = gate
         steps.append(step)

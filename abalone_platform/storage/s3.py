@@ -8,7 +8,10 @@ error code; botocore never puts secrets in them and neither do we.
 
 from __future__ import annotations
 
+import threading
 import urllib.parse
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -114,20 +117,62 @@ class S3Error(RuntimeError):
         super().__init__(f"{uri}: {reason}")
 
 
-def _atomic_download(client: Any, location: S3Location, target: Path, etag: str) -> None:
+# How S3Files reports a transfer: called as ``transfer_progress(what, total_bytes)`` when one
+# starts (what: "upload s3://..." or "download s3://...", total_bytes None where unknown), it
+# returns a context manager whose value takes the bytes done so far; the transfer runs inside
+# it, so a clean exit means the transfer completed.
+TransferProgress = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
+
+
+class _BytesDone:
+    """boto3's ``Callback``: it hands over each part's bytes as they go, from its transfer
+    threads (a multipart transfer runs several parts at once, and a retried part is handed back
+    as a negative amount); a progress callback wants the running total."""
+
+    def __init__(self, progress: Callable[[int], None]):
+        self.progress = progress
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, amount: int) -> None:
+        with self._lock:  # held while reporting too, so totals are reported in order
+            self.done += amount
+            self.progress(self.done)
+
+
+def _atomic_download(
+    client: Any,
+    location: S3Location,
+    target: Path,
+    etag: str,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     # IfMatch: if the object is overwritten meanwhile, fail instead of caching new bytes under
     # the old ETag. The body is streamed in chunks, never held whole in memory.
+    done = 0
     with atomic_path(target) as tmp, open(tmp, "wb") as out:
         response = client.get_object(Bucket=location.bucket, Key=location.key, IfMatch=etag)
         for chunk in response["Body"].iter_chunks(1 << 20):
             out.write(chunk)
+            if progress is not None:
+                done += len(chunk)
+                progress(done)
 
 
 class S3Files:
-    """The project's S3 operations on one boto3 client."""
+    """The project's S3 operations on one boto3 client. With ``transfer_progress``, uploads and
+    downloads of whole files report their bytes done (see ``TransferProgress``)."""
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, *, transfer_progress: TransferProgress | None = None):
         self.client = client
+        self.transfer_progress = transfer_progress
+
+    def _watch(
+        self, what: str, total_bytes: int | None
+    ) -> AbstractContextManager[Callable[[int], None] | None]:
+        if self.transfer_progress is None:
+            return nullcontext(None)
+        return self.transfer_progress(what, total_bytes)
 
     def download_input(self, uri: str, cache_dir: Path, parameter: str) -> Path:
         """Stream ``uri`` into ``cache_dir`` (keyed by ETag, so a changed object is fetched
@@ -145,9 +190,11 @@ class S3Files:
         etag = str(head["ETag"])
         name = Path(location.key).name
         target = cache_dir / etag.strip('"').replace("/", "_") / name
-        if not target.exists() or target.stat().st_size != head["ContentLength"]:
+        size = head["ContentLength"]
+        if not target.exists() or target.stat().st_size != size:
             try:
-                _atomic_download(self.client, location, target, etag)
+                with self._watch(f"download {uri}", size) as progress:
+                    _atomic_download(self.client, location, target, etag, progress)
             except _s3_errors() as exc:
                 raise InputDataError(parameter, uri, self._explain(exc, location)) from exc
         return target
@@ -176,7 +223,14 @@ class S3Files:
             # upload_file switches to multipart for large files (ExtraArgs go to the create-
             # multipart call then); either way the object appears only once complete, so readers
             # never see a partial artifact.
-            self.client.upload_file(str(path), location.bucket, location.key, ExtraArgs=extra_args)
+            with self._watch(f"upload {location.uri}", path.stat().st_size) as progress:
+                self.client.upload_file(
+                    str(path),
+                    location.bucket,
+                    location.key,
+                    ExtraArgs=extra_args,
+                    Callback=None if progress is None else _BytesDone(progress),
+                )
         except _s3_errors() as exc:
             raise S3Error(location.uri, describe_s3_error(exc, location.uri)) from exc
 
@@ -188,8 +242,17 @@ class S3Files:
 
     def download(self, location: S3Location, target: Path) -> None:
         try:
-            with atomic_path(target) as tmp:
-                self.client.download_file(location.bucket, location.key, str(tmp))
+            # The size is not asked for (one more request per file): the progress has no total.
+            with (
+                atomic_path(target) as tmp,
+                self._watch(f"download {location.uri}", None) as progress,
+            ):
+                self.client.download_file(
+                    location.bucket,
+                    location.key,
+                    str(tmp),
+                    Callback=None if progress is None else _BytesDone(progress),
+                )
         except _s3_errors() as exc:
             raise S3Error(location.uri, describe_s3_error(exc, location.uri)) from exc
 

@@ -7,8 +7,6 @@ import pytest
 
 from abalone_platform.ml.bundle import load_booster
 from abalone_platform.ml.evaluate import (
-    gate_failure_message,
-    mse_within,
     report_from_predictions,
     report_to_json,
     split_predictions,
@@ -20,6 +18,7 @@ from abalone_platform.ml.train import (
     resolve_compute,
     train_model,
 )
+from abalone_platform.sagemaker import gate_failure_message, mse_within
 from abalone_platform.storage.integrity import ArtifactIntegrityError, sha256_bytes
 
 

@@ -24,3 +24,16 @@ def run_pipeline(
         raise_on_error=False,
         asset_selection=[dg.AssetKey(k) for k in selection] if selection else None,
     )
+
+
+def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    """The plain metadata of the run's one materialization of ``asset``."""
+    [mat] = [
+        m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(asset)
+    ]
+    return {k: getattr(v, "value", v) for k, v in mat.materialization.metadata.items()}
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Every step failure's error of the run, one per line."""
+    return "\n".join(str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure)

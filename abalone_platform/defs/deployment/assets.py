@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from abalone_platform.compute.cluster import ClusterError
-from abalone_platform.compute.transform import batch_transform_on
+from abalone_platform.defs.shared.caching import StepCache
+from abalone_platform.defs.shared.progress import ProgressReporter
 from abalone_platform.defs.shared.resources import (
     ArtifactStore,
     DaskCluster,
@@ -26,16 +26,21 @@ from abalone_platform.defs.shared.upstream import (
     upstream,
     upstream_in_run,
 )
-from abalone_platform.errors import InputDataError, RegistryError, UnknownVersionError
+from abalone_platform.errors import (
+    BATCH_PARAMETER,
+    InputDataError,
+    RegistryError,
+    UnknownVersionError,
+)
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.bundle import load_booster, write_bundle
-from abalone_platform.ml.predict import BATCH_PARAMETER, batch_transform
-from abalone_platform.ml.preprocess import Preprocessor
 from abalone_platform.registry import approved_bundle
 from abalone_platform.sagemaker import STEP_TAG
 from abalone_platform.storage.artifacts import ArtifactRef
 from abalone_platform.storage.inputs import named_by_uri
 from abalone_platform.storage.integrity import MANIFEST_FILE
+
+# XGBoost, the preprocessor and Dask are imported by the steps when they run: loading the code
+# location never needs them.
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ def deployable_model(
     context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
 ) -> dg.MaterializeResult:
     fault_point("step.deployable_model")
+    from abalone_platform.ml.bundle import load_booster, write_bundle
+    from abalone_platform.ml.preprocess import Preprocessor
+
     evaluation = require_passed_gate(context, "deployable_model", parameters.mse_threshold)
     model = upstream(context, "trained_model")
     require_made_from(
@@ -151,6 +159,9 @@ def batch_predictions(
     dask: DaskCluster,
 ) -> dg.MaterializeResult:
     fault_point("step.batch_predictions")
+    from abalone_platform.compute.cluster import ClusterError
+    from abalone_platform.ml.predict import batch_transform, estimated_rows
+
     threshold = parameters.mse_threshold
     chain: dict[str, dg.MetadataValue] = {}
     if parameters.model_package_version:
@@ -168,20 +179,68 @@ def batch_predictions(
         )
         chain = chain_metadata(latest, evaluation)
     store = artifacts.store
-    directory = store.local_copy(bundle.ref)
     batch_uri = parameters.effective_batch_data
     count = parameters.processing_instance_count
     ran_on: dict[str, object] = {"compute": "in-process"}
     try:
         source = artifacts.resolve_input(batch_uri, BATCH_PARAMETER, env_hint="ABALONE_BATCH_DATA")
+    except InputDataError as exc:
+        raise dg.Failure(description=str(named_by_uri(exc, batch_uri))) from exc
+    # The predictions are the bundle's (model + preprocessor, by its manifest's sha256) applied
+    # to the batch file's bytes; every ProcessingInstanceCount writes the same bytes (tested).
+    # The gate above is applied whether or not this is a hit.
+    cache = StepCache(
+        context,
+        step="batch_predictions",
+        assets=["batch_predictions"],
+        inputs={"model_bundle": bundle.ref.sha256, "batch_data": source.sha256},
+        affecting={},
+        parameters=parameters,
+        step_module=__file__,
+    )
+    # This run's own entries: the batch file as it was named, the bundle's provenance, the gate.
+    run_metadata = {
+        "batch_data": batch_uri,
+        "model_bundle_uri": bundle.ref.uri,
+        "processing_instance_count": count,
+        "mse_threshold": dg.MetadataValue.float(threshold),
+        **bundle.provenance,
+        **chain,
+    }
+    hit = cache.lookup(store)
+    if hit is not None:
+        return dg.MaterializeResult(
+            metadata=hit.reused("batch_predictions", {**run_metadata, **cache.metadata(hit)})
+        )
+    directory = store.local_copy(bundle.ref)
+    try:
         rows: list[int] = []
+
+        def reporter() -> ProgressReporter:
+            # The total is estimated from the file's size and its first MiB's lines: no pass
+            # over a 10M-row file just to count them. Quiet when the work takes under 10 s.
+            return ProgressReporter(
+                context.log,
+                "batch_predictions",
+                total=estimated_rows(source.path),
+                approximate=True,
+                quiet_when_fast=True,
+            )
 
         def transform(out: Path) -> None:
             nonlocal ran_on
             if count == 1:
-                rows.append(batch_transform(directory, bundle.ref.sha256, source.path, out))
+                with reporter() as progress:
+                    rows.append(
+                        batch_transform(
+                            directory, bundle.ref.sha256, source.path, out, progress=progress
+                        )
+                    )
                 return
-            with dask.open(count) as cluster:
+            from abalone_platform.compute.transform import batch_transform_on
+
+            with dask.open(count) as cluster, reporter() as progress:
+                # (Started after the cluster: its start-up is not in the rate.)
                 done = batch_transform_on(
                     cluster,
                     directory,
@@ -189,6 +248,7 @@ def batch_predictions(
                     source.path,
                     dask.range_source(cluster, source, artifacts),
                     out,
+                    progress=progress,
                 )
             rows.append(done.rows)
             ran_on = ran_on_metadata(cluster, done.tasks_per_worker)
@@ -206,14 +266,10 @@ def batch_predictions(
         metadata={
             **ref.as_metadata(),
             "dagster/row_count": rows[0],
-            "batch_data": batch_uri,
             "batch_sha256": source.sha256,
-            "model_bundle_uri": bundle.ref.uri,
             "model_bundle_sha256": bundle.ref.sha256,
-            "processing_instance_count": count,
             **ran_on,
-            "mse_threshold": dg.MetadataValue.float(threshold),
-            **bundle.provenance,
-            **chain,
+            **run_metadata,
+            **cache.metadata(None),
         }
     )

@@ -4,7 +4,8 @@ are (cross-validated MSE, a constant predictor's MSE, a bootstrap interval, resi
 import dagster as dg
 
 from abalone_platform.code_version import code_version
-from abalone_platform.defs.shared.resources import ArtifactStore
+from abalone_platform.defs.shared.caching import StepCache
+from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import (
     chain_metadata,
     processing_run_of,
@@ -12,15 +13,10 @@ from abalone_platform.defs.shared.upstream import (
     upstream_in_run,
 )
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.bundle import load_booster
-from abalone_platform.ml.evaluate import (
-    how_sure,
-    report_from_predictions,
-    report_to_json,
-    split_predictions,
-)
-from abalone_platform.ml.plots import evaluation_figures, markdown_image
 from abalone_platform.sagemaker import OUTPUT_TAG, STEP_TAG
+
+# XGBoost, pandas and the plots are imported by the step when it runs: loading the code location
+# never needs them.
 
 
 def report_markdown(report: dict) -> str:
@@ -120,11 +116,19 @@ def residual_table(report: dict) -> dg.TableMetadataValue:
     "residual histogram.",
 )
 def evaluation_report(
-    context: dg.AssetExecutionContext, artifacts: ArtifactStore
+    context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
 ) -> dg.MaterializeResult:
     fault_point("step.evaluation_report")
+    from abalone_platform.ml.bundle import load_booster
+    from abalone_platform.ml.evaluate import (
+        how_sure,
+        report_from_predictions,
+        report_to_json,
+        split_predictions,
+    )
+    from abalone_platform.ml.plots import evaluation_figures, markdown_image
+
     model = upstream(context, "trained_model")
-    booster = load_booster(artifacts.store.read_bytes(model.ref), model.ref.sha256, model.ref.uri)
     # The test split of the processing run the model was trained on, whatever ran since.
     test_up = upstream_in_run(
         context,
@@ -145,11 +149,6 @@ def evaluation_report(
     validation_up = upstream_in_run(
         context, "validation_split", processing_run, needed_by="evaluation_report"
     )
-    test = artifacts.read_parquet(test_up.ref)
-    train = artifacts.read_parquet(train_up.ref)
-    validation = artifacts.read_parquet(validation_up.ref)
-    actual, predicted = split_predictions(booster, test)
-    report = report_from_predictions(actual, predicted)
     recipe = dict(model.metadata.get("hyperparameters") or {})
     rounds = int(recipe.pop("num_boost_round", 0) or 0)
     if not recipe or rounds < 1:
@@ -157,6 +156,41 @@ def evaluation_report(
             description=f"Refusing to build evaluation_report: {model.describe()} records no "
             "hyperparameters to cross-validate; run the abalone_pipeline job to rebuild it"
         )
+    # The report depends on the model and the three splits, and on the recipe the CV refits
+    # (which the model's bytes alone do not name).
+    cache = StepCache(
+        context,
+        step="evaluation_report",
+        assets=["evaluation_report"],
+        inputs={
+            "trained_model": model.ref.sha256,
+            "test_split": test_up.ref.sha256,
+            "train_split": train_up.ref.sha256,
+            "validation_split": validation_up.ref.sha256,
+        },
+        affecting={"recipe": recipe, "num_boost_round": rounds},
+        parameters=parameters,
+        step_module=__file__,
+    )
+    # This run's own entries: the inputs it was given (their sha256 are the key's).
+    run_metadata = {
+        "model_uri": model.ref.uri,
+        "model_sha256": model.ref.sha256,
+        "input_data": str(test_up.metadata.get("input_data", "")),
+        "input_sha256": str(test_up.metadata.get("input_sha256", "")),
+        **chain_metadata(model, test_up, train_up, validation_up),
+    }
+    hit = cache.lookup(artifacts.store)
+    if hit is not None:
+        return dg.MaterializeResult(
+            metadata=hit.reused("evaluation_report", {**run_metadata, **cache.metadata(hit)})
+        )
+    booster = load_booster(artifacts.store.read_bytes(model.ref), model.ref.sha256, model.ref.uri)
+    test = artifacts.read_parquet(test_up.ref)
+    train = artifacts.read_parquet(train_up.ref)
+    validation = artifacts.read_parquet(validation_up.ref)
+    actual, predicted = split_predictions(booster, test)
+    report = report_from_predictions(actual, predicted)
     seed = int(recipe.get("seed", 0))
     report |= how_sure(
         y=actual,
@@ -181,10 +215,6 @@ def evaluation_report(
             "mae": dg.MetadataValue.float(metrics["mae"]["value"]),
             "r2": dg.MetadataValue.float(metrics["r2"]["value"]),
             "test_rows": len(test),
-            "model_uri": model.ref.uri,
-            "model_sha256": model.ref.sha256,
-            "input_data": str(test_up.metadata.get("input_data", "")),
-            "input_sha256": str(test_up.metadata.get("input_sha256", "")),
             "report": dg.MetadataValue.md(report_markdown(report)),
             "cv_mse_mean": dg.MetadataValue.float(report["cross_validation"]["mse"]["mean"]),
             "cv_mse_std": dg.MetadataValue.float(report["cross_validation"]["mse"]["std"]),
@@ -200,6 +230,7 @@ def evaluation_report(
                 for name, png in evaluation_figures(actual, predicted).items()
             },
             "code_version": code_version(),
-            **chain_metadata(model, test_up, train_up, validation_up),
+            **run_metadata,
+            **cache.metadata(None),
         }
     )

@@ -8,8 +8,13 @@ from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParame
 from abalone_platform.defs.shared.summary import failed_run_line, gate_line
 from abalone_platform.defs.shared.upstream import EVALUATION_REPORT, upstream
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.evaluate import MSE_JSON_PATH, gate_failure_message, mse_within, report_mse
-from abalone_platform.sagemaker import CHECK_STEPS_METADATA
+from abalone_platform.sagemaker import (
+    CHECK_STEPS_METADATA,
+    MSE_JSON_PATH,
+    gate_failure_message,
+    mse_within,
+    report_mse,
+)
 
 
 # A multi-asset check for a single check, because the gate must do two things an @asset_check

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 from abalone_platform.code_version import code_version
 from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry, PipelineParameters
@@ -22,8 +21,6 @@ from abalone_platform.defs.shared.upstream import (
     require_passed_gate,
 )
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.bundle import inference_spec, read_bundle
-from abalone_platform.ml.mlflow_format import save_model_dir
 from abalone_platform.registry import (
     MODEL_FORMAT_TAG,
     MODEL_PACKAGE_GROUP,
@@ -33,6 +30,9 @@ from abalone_platform.registry import (
 )
 from abalone_platform.sagemaker import STEP_TAG
 from abalone_platform.storage.artifacts import INPUT_EXAMPLE_KEY, ArtifactRef
+
+# pandas, XGBoost and MLflow are imported by the step when it runs: loading the code location
+# never needs them.
 
 
 @dg.asset(
@@ -53,6 +53,11 @@ def model_package(
     registry: ModelRegistry,
 ) -> dg.MaterializeResult:
     fault_point("step.model_package")
+    import pandas as pd
+
+    from abalone_platform.ml.bundle import inference_spec, read_bundle
+    from abalone_platform.ml.mlflow_format import save_model_dir
+
     threshold = parameters.mse_threshold
     evaluation = require_passed_gate(context, "model_package", threshold)
     bundle = bundle_of(context, evaluation, "model_package")

@@ -10,17 +10,16 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr, field_validator
 
 from abalone_platform.compute.cluster import SCHEDULER_VARIABLE, StepCluster
-from abalone_platform.errors import InputDataError
+from abalone_platform.errors import BATCH_PARAMETER, InputDataError
 from abalone_platform.ml.instance_types import InstanceTypeError, instance_vcpus
 from abalone_platform.registry import (
     MODEL_PACKAGE_GROUP,
@@ -35,6 +34,7 @@ from abalone_platform.settings import (
     mlflow_artifact_root,
     tracking_uri,
 )
+from abalone_platform.step_cache import parse_expire_after
 from abalone_platform.storage.artifacts import ArtifactRef, LocalArtifactStore, S3ArtifactStore
 from abalone_platform.storage.inputs import (
     UCI_ABALONE_URL,
@@ -44,6 +44,9 @@ from abalone_platform.storage.inputs import (
     resolve_input,
 )
 from abalone_platform.storage.s3 import S3Files, is_s3_uri, parse_s3_uri
+
+# dagster-aws' S3Resource, same fields, without importing dagster-aws at load (see the module).
+from abalone_platform.storage.s3_resource import S3Resource
 
 # Loading the code location (every code server, sensor tick process and `dg check defs`) reads
 # this module; pandas, Arrow and the ML modules are imported by the methods that use them.
@@ -119,6 +122,27 @@ class PipelineParameters(dg.ConfigurableResource):
         "the running one's boosting); the best trial so far is used. A study cut short this way "
         "is no longer reproducible: the trial count is the budget that is.",
     )
+
+    # SageMaker's CacheConfig (Enabled, ExpireAfter), one setting for the run's cached steps:
+    # abalone_process, tuned_hyperparameters, trained_model, evaluation_report and
+    # batch_predictions. The gate check and model_package always run.
+    enable_caching: bool = Field(
+        default=True,
+        description="Reuse an earlier materialization of a step when the sha256 of each of its "
+        "inputs, the parameters that affect it and its code version are the same (the artifacts' "
+        "sha256 verified first; a hit records cache_hit_of). false: compute every step.",
+    )
+    cache_expire_after: str = Field(
+        default="",
+        description="ISO 8601 duration (SageMaker's ExpireAfter), e.g. P30D or PT12H: an entry "
+        "computed longer ago than this is computed again. Empty (default): never expire.",
+    )
+
+    @field_validator("cache_expire_after")
+    @classmethod
+    def _iso_duration(cls, value: str) -> str:
+        parse_expire_after(value)  # raises ValueError naming the parameter
+        return value
 
     @field_validator("processing_instance_count")
     @classmethod
@@ -213,7 +237,6 @@ def check_batch_data_shape(uri: str) -> None:
     and the line. Remote files are fetched into the same cache batch_predictions reads from.
     Values further down are checked by batch_predictions as it streams the file."""
     from abalone_platform.ml.data import count_columns
-    from abalone_platform.ml.predict import BATCH_PARAMETER
 
     path = local_input_path(uri) if uri else None
     if path is None:
@@ -226,6 +249,20 @@ def check_batch_data_shape(uri: str) -> None:
         count_columns(path, BATCH_PARAMETER)
     except InputDataError as exc:
         raise named_by_uri(exc, uri) from exc
+
+
+# The steps that draw figures for the UI (ml/plots.py).
+FIGURE_ASSETS = frozenset(
+    dg.AssetKey(name) for name in ("tuned_hyperparameters", "trained_model", "evaluation_report")
+)
+
+
+def draws_figures(run: dg.DagsterRun | None) -> bool:
+    """Whether ``run`` (None: not a run, e.g. a sensor's resources) materializes a step that
+    draws figures."""
+    if run is None:
+        return False
+    return run.asset_selection is None or not FIGURE_ASSETS.isdisjoint(run.asset_selection)
 
 
 class ArtifactStore(dg.ConfigurableResource):
@@ -247,6 +284,23 @@ class ArtifactStore(dg.ConfigurableResource):
     # Built on first use and kept: a step reads and writes several artifacts, and each new S3
     # store would otherwise create its own boto3 client.
     _store: LocalArtifactStore | S3ArtifactStore | None = PrivateAttr(default=None)
+
+    @field_validator("s3", mode="wrap")
+    @classmethod
+    def _any_s3_resource(cls, value: object, handler: Callable[[object], object]) -> object:
+        # dagster-aws' own S3Resource (or any resource with get_client()) is kept as given.
+        if not isinstance(value, S3Resource) and callable(getattr(value, "get_client", None)):
+            return value
+        return handler(value)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A run whose steps draw figures starts the figure renderer now, as the run starts:
+        # matplotlib is then imported by another process while the first steps compute, not by
+        # the step that draws first (see ml/plots.py; the figures are the same bytes).
+        if draws_figures(context.run):
+            from abalone_platform.ml.plots import start_renderer
+
+            start_renderer()
 
     def s3_files(self) -> S3Files:
         return S3Files(self.s3.get_client())

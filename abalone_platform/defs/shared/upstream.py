@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from abalone_platform.ml.evaluate import gate_failure_message
+from abalone_platform.sagemaker import gate_failure_message
 from abalone_platform.storage.artifacts import SHA256_KEY, UPSTREAM_KEY, ArtifactRef, plain_metadata
 
 EVALUATION_REPORT = dg.AssetKey("evaluation_report")
@@ -65,7 +65,7 @@ def _from_record(asset_key: dg.AssetKey, record: dg.EventLogRecord) -> Upstream:
     )
 
 
-def _record_in_run(
+def record_in_run(
     instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetKey
 ) -> dg.EventLogRecord | None:
     records = instance.get_records_for_run(
@@ -78,7 +78,7 @@ def upstream(context: StepContext, key: str | dg.AssetKey) -> Upstream:
     """A step's root input: this run's materialization of ``key``, else the latest one."""
     asset_key = dg.AssetKey.from_coercible(key)
     instance = context.instance
-    record = _record_in_run(instance, context.op_execution_context.run_id, asset_key)
+    record = record_in_run(instance, context.op_execution_context.run_id, asset_key)
     if record is None:
         latest = instance.fetch_materializations(asset_key, limit=1).records
         if not latest:
@@ -101,7 +101,7 @@ def upstream_in_run(
     """The materialization of ``key`` that run ``run_id`` made (and whose sha256 is ``sha256``,
     when given); refuses when that run made none."""
     asset_key = dg.AssetKey.from_coercible(key)
-    record = _record_in_run(context.instance, run_id, asset_key)
+    record = record_in_run(context.instance, run_id, asset_key)
     if record is None:
         raise dg.Failure(
             description=f"Refusing to build {needed_by}: it needs the "

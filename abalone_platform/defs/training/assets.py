@@ -4,6 +4,7 @@ the hyperparameters AbaloneTuning chose from that same train split."""
 import dagster as dg
 
 from abalone_platform.code_version import code_version
+from abalone_platform.defs.shared.caching import StepCache
 from abalone_platform.defs.shared.resources import ArtifactStore, PipelineParameters
 from abalone_platform.defs.shared.upstream import (
     chain_metadata,
@@ -12,15 +13,11 @@ from abalone_platform.defs.shared.upstream import (
     upstream_in_run,
 )
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.plots import markdown_image, validation_curve_png
-from abalone_platform.ml.train import (
-    InstanceTypeError,
-    resolve_compute,
-    split_rows,
-    train_model,
-)
-from abalone_platform.ml.tune import TuningResult
+from abalone_platform.ml.instance_types import InstanceTypeError
 from abalone_platform.sagemaker import STEP_TAG
+
+# XGBoost, the plots and the tuning result are imported by the step when it runs: loading the
+# code location never needs them.
 
 
 @dg.asset(
@@ -40,6 +37,10 @@ def trained_model(
     context: dg.AssetExecutionContext, parameters: PipelineParameters, artifacts: ArtifactStore
 ) -> dg.MaterializeResult:
     fault_point("step.trained_model")
+    from abalone_platform.ml.plots import markdown_image, validation_curve_png
+    from abalone_platform.ml.train import resolve_compute, split_rows, train_model
+    from abalone_platform.ml.tune import TuningResult
+
     try:
         compute = resolve_compute(parameters.training_instance_type)
     except InstanceTypeError as exc:
@@ -57,6 +58,35 @@ def trained_model(
         needed_by="trained_model",
         hint="materialize tuned_hyperparameters first (or run the abalone_pipeline job)",
     )
+    # The instance type decides the threads and the device, which XGBoost's histogram sums
+    # may depend on: part of the key.
+    cache = StepCache(
+        context,
+        step="trained_model",
+        assets=["trained_model"],
+        inputs={
+            "train_split": train_up.ref.sha256,
+            "validation_split": validation_up.ref.sha256,
+            "tuned_hyperparameters": tuned_up.ref.sha256,
+        },
+        affecting={
+            "seed": parameters.seed,
+            "training_instance_type": parameters.training_instance_type,
+        },
+        parameters=parameters,
+        step_module=__file__,
+    )
+    # This run's own entries: the inputs it was given (their sha256 are the key's).
+    run_metadata = {
+        "tuned_hyperparameters_run_id": tuned_up.run_id,
+        "processing_run_id": train_up.run_id,
+        **chain_metadata(train_up, validation_up, tuned_up),
+    }
+    hit = cache.lookup(artifacts.store)
+    if hit is not None:
+        return dg.MaterializeResult(
+            metadata=hit.reused("trained_model", {**run_metadata, **cache.metadata(hit)})
+        )
     try:
         tuned = TuningResult.from_json(artifacts.store.read_bytes(tuned_up.ref))
     except (ValueError, TypeError) as exc:
@@ -88,7 +118,6 @@ def trained_model(
             "hyperparameters": dg.MetadataValue.json(result.params),
             # Which hyperparameters: "reference" (tuning_trials 0) or "tuned" (the study's best).
             "hyperparameters_source": tuned.source,
-            "tuned_hyperparameters_run_id": tuned_up.run_id,
             # The rows the booster was fit on: "train" (the reference's), or "train+validation"
             # (a tuned recipe's refit); then the validation RMSE below is not held out.
             "fit_on": tuned.fit_on,
@@ -101,7 +130,7 @@ def trained_model(
             "train_rows": split_rows(train)
             + (split_rows(validation) if tuned.fits_on_validation else 0),
             "validation_rows": split_rows(validation),
-            "processing_run_id": train_up.run_id,
-            **chain_metadata(train_up, validation_up, tuned_up),
+            **run_metadata,
+            **cache.metadata(None),
         }
     )

@@ -1,29 +1,33 @@
 """AbaloneTuning: SageMaker's TuningStep, as an Optuna study on the train split only."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from abalone_platform.code_version import code_version
+from abalone_platform.defs.shared.caching import StepCache
+from abalone_platform.defs.shared.progress import ProgressReporter
 from abalone_platform.defs.shared.resources import ArtifactStore, ModelRegistry, PipelineParameters
 from abalone_platform.defs.shared.upstream import chain_metadata, upstream
 from abalone_platform.faults import fault_point
-from abalone_platform.ml.plots import markdown_image, tuning_history_png
-from abalone_platform.ml.train import InstanceTypeError, resolve_compute
-from abalone_platform.ml.tune import (
-    TuningResult,
-    log_study,
-    reference_hyperparameters,
-    trials_table,
-    tune,
-)
+from abalone_platform.ml.instance_types import InstanceTypeError
 from abalone_platform.sagemaker import STEP_TAG
+
+# Optuna, XGBoost and the plots are imported by the step when it runs: loading the code location
+# never needs them.
+if TYPE_CHECKING:
+    from abalone_platform.ml.tune import TuningResult
 
 TUNING_EXPERIMENT = "abalone_platform_tuning"
 # Whole-number columns of the trials table; the others are floats.
 _INT_COLUMNS = frozenset({"trial", "num_boost_round", "max_depth"})
 
 
-def _trials_metadata(result: TuningResult) -> dict[str, dg.MetadataValue]:
+def _trials_metadata(result: "TuningResult") -> dict[str, dg.MetadataValue]:
     """The study as a table (one row per trial) and its history as a plot."""
+    from abalone_platform.ml.plots import markdown_image, tuning_history_png
+    from abalone_platform.ml.tune import trials_table
+
     table = trials_table(result)
     if table.empty:
         return {}
@@ -68,34 +72,69 @@ def tuned_hyperparameters(
     registry: ModelRegistry,
 ) -> dg.MaterializeResult:
     fault_point("step.tuned_hyperparameters")
+    from abalone_platform.ml.train import resolve_compute
+    from abalone_platform.ml.tune import log_study, reference_hyperparameters, tune
+
     train_up = upstream(context, "train_split")
     trials = parameters.tuning_trials
+    run_metadata = {"tuning_trials": trials, **chain_metadata(train_up)}
     if trials == 0:
-        # The default run pays for no data read, no Optuna and no MLflow here.
+        # The default run pays for no data read, no Optuna, no MLflow and no cache lookup here.
         result = reference_hyperparameters()
+        cache = None
     else:
         try:
             compute = resolve_compute(parameters.training_instance_type)
         except InstanceTypeError as exc:
             raise dg.Failure(description=str(exc)) from exc
-        train = artifacts.read_parquet(train_up.ref)
-        result = tune(
-            train,
-            n_trials=trials,
-            timeout_s=parameters.tuning_timeout_s,
-            seed=parameters.seed,
-            nthread=compute.nthread,
-            device=compute.device,
-            on_trial=lambda t: context.log.debug(
-                f"trial {t.number}: cv rmse {t.cv_rmse:.4f} ({t.num_boost_round} rounds)"
-            ),
+        # A study cut short by tuning_timeout_s is never recorded as an entry (below), so the
+        # timeout only needs to be in the key for the studies that ran to their trial count.
+        cache = StepCache(
+            context,
+            step="tuned_hyperparameters",
+            assets=["tuned_hyperparameters"],
+            inputs={"train_split": train_up.ref.sha256},
+            affecting={
+                "seed": parameters.seed,
+                "tuning_trials": trials,
+                "training_instance_type": parameters.training_instance_type,
+            },
+            parameters=parameters,
+            step_module=__file__,
         )
+        hit = cache.lookup(artifacts.store)
+        if hit is not None:
+            return dg.MaterializeResult(
+                metadata=hit.reused(
+                    "tuned_hyperparameters", {**run_metadata, **cache.metadata(hit)}
+                )
+            )
+        train = artifacts.read_parquet(train_up.ref)
+        with ProgressReporter(
+            context.log, "tuned_hyperparameters", unit="trials", total=trials, quiet_when_fast=True
+        ) as report:
+            result = tune(
+                train,
+                n_trials=trials,
+                timeout_s=parameters.tuning_timeout_s,
+                seed=parameters.seed,
+                nthread=compute.nthread,
+                device=compute.device,
+                on_trial=lambda t: context.log.debug(
+                    f"trial {t.number}: cv rmse {t.cv_rmse:.4f} ({t.num_boost_round} rounds)"
+                ),
+                on_progress=lambda p: report(
+                    p.trials_done,
+                    note=f"best cv rmse {p.best.cv_rmse:.4f} (trial {p.best.number})",
+                ),
+            )
         if result.stopped_by_timeout:
             context.log.warning(
                 f"tuning_timeout_s {parameters.tuning_timeout_s} reached after "
                 f"{len(result.trials)} of {trials} trials; using the best of those (a run on "
-                "another machine may stop elsewhere)"
+                "another machine may stop elsewhere, so this study is not a cache entry)"
             )
+            cache = None
     ref = artifacts.store.write_bytes(
         "tuned_hyperparameters", context.run.run_id, "tuned_hyperparameters.json", result.to_json()
     )
@@ -106,9 +145,9 @@ def tuned_hyperparameters(
         "num_boost_round": result.num_boost_round,
         # The rows trained_model fits on: train (reference), train+validation (a tuned refit).
         "fit_on": result.fit_on,
-        "tuning_trials": trials,
         "code_version": code_version(),
-        **chain_metadata(train_up),
+        **run_metadata,
+        **(cache.metadata(None) if cache is not None else {}),
     }
     if result.tuned:
         run_name = f"dagster-{context.run.run_id}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from abalone_platform.ml.evaluate import MSE_JSON_PATH, report_mse
+from abalone_platform.sagemaker import MSE_JSON_PATH, report_mse
 from abalone_platform_tests.support.pipeline import run_pipeline
 from abalone_platform_tests.support.project import UNGATED_ASSETS, Env
 

@@ -50,12 +50,20 @@ def test_a_tampered_model_is_refused(in_process: Env) -> None:
         assert not result.success
         [model] = (in_process.abalone_home / "artifacts" / "trained_model").rglob("model.ubj")
         model.write_bytes(model.read_bytes()[:-1] + b"\x00")
-        again = run_pipeline(instance, selection=["evaluation_report"])
+        # Computed again (no cache), the evaluation reads the model and refuses it.
+        again = run_pipeline(instance, {"enable_caching": False}, ["evaluation_report"])
         assert not again.success
         [failure] = [e for e in again.all_events if e.is_step_failure]
         error = failure.step_failure_data.error
         assert error.cause.cls_name == "ArtifactIntegrityError"
         assert "does not match the recorded" in error.cause.message
+        # A cached evaluation does not read the model, but the bundle does: still refused
+        # before anything is deployed or registered.
+        cached = run_pipeline(instance, selection=["evaluation_report", "deployable_model"])
+        assert not cached.success
+        [failure] = [e for e in cached.all_events if e.is_step_failure]
+        assert failure.step_key == "deployable_model"
+        assert failure.step_failure_data.error.cause.cls_name == "ArtifactIntegrityError"
 
 
 def test_two_runs_at_once_get_their_own_files_and_versions(env: Env) -> None:

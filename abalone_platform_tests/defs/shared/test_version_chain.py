@@ -4,7 +4,6 @@ asset holds its evaluation to its own run's MseThreshold."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from abalone_platform.definitions import build_defs
 from abalone_platform.records.lineage import model_package_lineage
 from abalone_platform.registry import open_registry
-from abalone_platform_tests.support.pipeline import run_pipeline
+from abalone_platform_tests.support.pipeline import failure_text, meta, run_pipeline
 from abalone_platform_tests.support.project import GATED_ASSETS, Env
 from abalone_platform_tests.support.registry import registered_versions
 
@@ -20,17 +19,6 @@ from abalone_platform_tests.support.registry import registered_versions
 pytestmark = pytest.mark.slow
 
 PROCESSING = ["train_split", "validation_split", "test_split", "preprocessor"]
-
-
-def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
-    [mat] = [
-        m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(asset)
-    ]
-    return {k: getattr(v, "value", v) for k, v in mat.materialization.metadata.items()}
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    return "\n".join(str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure)
 
 
 @pytest.fixture

@@ -18,18 +18,11 @@ from abalone_platform.defs.training.tuning import TUNING_EXPERIMENT
 from abalone_platform.ml.train import HYPERPARAMETERS, NUM_BOOST_ROUND, resolve_compute, train_model
 from abalone_platform.ml.tune import SEARCH_SPACE, TuningResult
 from abalone_platform.registry import open_registry
-from abalone_platform_tests.support.pipeline import run_pipeline
+from abalone_platform_tests.support.pipeline import meta, run_pipeline
 from abalone_platform_tests.support.project import UNGATED_ASSETS, Env
 
 # Up to the evaluation: registration (and its MLflow database) is not what these look at.
 UP_TO_EVALUATION = list(UNGATED_ASSETS)
-
-
-def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
-    [mat] = [
-        m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(asset)
-    ]
-    return {k: getattr(v, "value", v) for k, v in mat.materialization.metadata.items()}
 
 
 def artifact(metadata: dict[str, Any]) -> bytes:
