@@ -5,8 +5,11 @@ abalone_platform), and the same work as the default execution: read and validate
 seeded 70/15/15 split, imputer/scaler/one-hot fit on the training rows, Parquet splits and the
 preprocessor as JSON, 50 XGBoost rounds with the same parameters evaluated on the validation
 split, evaluation.json, the MSE gate, a bundle with a sha256 manifest, the batch transform of
-the input file, and a new version in an MLflow SQLite registry (``--no-registry`` leaves that
-last step, and the mlflow import, out).
+the input file, and registration as a plain-script MLflow user writes it: a run with the
+parameters and test metrics, `mlflow.xgboost.log_model` with explicit `pip_requirements`, a
+signature and an input example, and `registered_model_name` (a new version in an MLflow SQLite
+registry under --home). ``--no-registry`` is the bare script: that last step, and the mlflow
+import, left out.
 
     python bench/plain_pipeline.py --input abalone.data --home /tmp/plain
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import time
 from pathlib import Path
@@ -52,6 +56,8 @@ PARAMS = {
 }
 ROUNDS = 50
 MSE_THRESHOLD = 6.0
+EXPERIMENT = "abalone_plain"
+REGISTERED_MODEL = "AbalonePlain"
 
 
 def sha256(data: bytes) -> str:
@@ -187,39 +193,52 @@ def main() -> None:
                 pacsv.WriteOptions(include_header=False),
             )
 
-    # Registration: a new model version in an MLflow SQLite registry.
+    # Registration, the way a plain-script MLflow user does it: a run with the parameters and
+    # metrics, and the XGBoost model logged with explicit requirements, a signature and an
+    # input example, registered as a new version in the SQLite registry under --home.
+    registered = None
     if not args.no_registry:
         import logging
 
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
+        import mlflow
+        import mlflow.xgboost
+        from mlflow.models import infer_signature
 
         uri = f"sqlite:///{home / 'mlflow.db'}"
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        experiment = client.get_experiment_by_name("abalone_plain")
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
         experiment_id = (
             experiment.experiment_id
             if experiment
-            else client.create_experiment(
-                "abalone_plain", artifact_location=(home / "mlartifacts").as_uri()
+            # Artifacts beside the database, not in ./mlruns of whatever the working directory is.
+            else mlflow.create_experiment(
+                EXPERIMENT, artifact_location=(home / "mlartifacts").as_uri()
             )
         )
-        run = client.create_run(experiment_id)
-        for name, values in report["regression_metrics"].items():
-            client.log_metric(run.info.run_id, name, values["value"])
-        client.log_param(run.info.run_id, "seed", args.seed)
-        client.log_artifacts(run.info.run_id, str(bundle), "model")
-        try:
-            client.create_registered_model("AbalonePlain")
-        except MlflowException:
-            pass
-        client.create_model_version(
-            "AbalonePlain", source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
-        )
-        client.set_terminated(run.info.run_id)
+        example = test[FEATURES].head(5)
+        requirements = [
+            f"{name}=={importlib.metadata.version(name)}"
+            for name in ("mlflow", "xgboost", "numpy", "pandas", "scikit-learn")
+        ]
+        with mlflow.start_run(experiment_id=experiment_id):
+            mlflow.log_params({**PARAMS, "seed": args.seed, "num_boost_round": ROUNDS})
+            mlflow.log_metrics(
+                {name: values["value"] for name, values in report["regression_metrics"].items()}
+            )
+            info = mlflow.xgboost.log_model(
+                loaded,
+                name="model",
+                pip_requirements=requirements,
+                signature=infer_signature(example, loaded.inplace_predict(example.to_numpy())),
+                input_example=example,
+                registered_model_name=REGISTERED_MODEL,
+            )
+        registered = info.registered_model_version
 
     print(f"plain pipeline: mse {mse:.4f}, {time.perf_counter() - started:.2f} s after imports")
+    print(json.dumps({"mse": mse, "registered_version": registered}))
 
 
 if __name__ == "__main__":
