@@ -4,8 +4,6 @@ damaged entry is recomputed, and the gate and registration always run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,13 @@ from abalone_platform import step_cache
 from abalone_platform.definitions import build_defs
 from abalone_platform.defs.shared import caching
 from abalone_platform.records.executions import describe_execution
-from abalone_platform_tests.support.pipeline import failure_text, meta, run_pipeline
-from abalone_platform_tests.support.project import REPO_ROOT, Env
+from abalone_platform_tests.support.pipeline import (
+    execute_at_once,
+    failure_text,
+    meta,
+    run_pipeline,
+)
+from abalone_platform_tests.support.project import Env
 from abalone_platform_tests.support.registry import registered_versions
 
 # Runs the pipeline several times over: `make test-fast` leaves it out.
@@ -228,33 +231,7 @@ def test_a_tuned_study_is_reused_when_its_trials_and_train_split_are_the_same(
 
 
 def test_two_identical_runs_at_once_both_complete_with_the_same_artifacts(env: Env) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "job",
-        "execute",
-        "-m",
-        "abalone_platform",
-        "-j",
-        "abalone_pipeline",
-    ]
-    # The instance's SQLite storage is created first: two processes creating it at once race in
-    # its schema migrations (Dagster's, not the pipeline's; a team instance is Postgres).
-    dg.DagsterInstance.from_config(str(env.dagster_home)).dispose()
-    runs = [
-        subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env.vars,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [run.communicate(timeout=600)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    execute_at_once(env, 2)
     versions = registered_versions(env.tracking_uri())
     assert [v["version"] for v in versions] == ["1", "2"]
     assert versions[0]["bundle_sha256"] == versions[1]["bundle_sha256"]
