@@ -326,6 +326,38 @@ def prepare_sqlite_registry(database: Path) -> None:
             _build_beside(database, source=database)
 
 
+# pg_advisory_lock key held while MLflow checks (and on a new database creates) its schema.
+_POSTGRES_SCHEMA_LOCK = 0x4162616C6F6E65  # "Abalone"
+
+
+@contextlib.contextmanager
+def _postgres_schema_lock(uri: str) -> Iterator[None]:
+    """On a PostgreSQL registry, a session advisory lock around MLflow's store start-up: its
+    schema creation on a new database is not safe against itself, and several runs reaching
+    registration at once (four queued runs, three of them cache hits) failed with a duplicate
+    key on `CREATE TABLE alembic_version`. The server drops the lock if the holder dies."""
+    if not uri.startswith(("postgresql:", "postgresql+")):
+        yield
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(uri, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                text("SELECT pg_advisory_lock(:key)"), {"key": _POSTGRES_SCHEMA_LOCK}
+            )
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": _POSTGRES_SCHEMA_LOCK}
+                )
+    finally:
+        engine.dispose()
+
+
 def open_registry(uri: str | None = None, name: str = MODEL_PACKAGE_GROUP) -> Registry:
     """The model package group ``name`` in the registry at ``uri`` (default:
     MLFLOW_TRACKING_URI, else SQLite in ABALONE_HOME), with an embedded SQLite database created
@@ -340,7 +372,8 @@ def open_registry(uri: str | None = None, name: str = MODEL_PACKAGE_GROUP) -> Re
     database = sqlite_path(uri)
     if database is not None:
         prepare_sqlite_registry(database)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _postgres_schema_lock(uri):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     return Registry(client, name, uri)
 
 
