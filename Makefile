@@ -37,7 +37,7 @@ dev: setup  ## the Dagster UI on http://127.0.0.1:3000
 
 # Two workers, one test file each at a time (module fixtures such as the MLflow server stay in
 # one worker): most tests wait on a subprocess that keeps one core busy, so on 2 cores the suite
-# takes ~19 min (473 tests on a fresh clone; one process took ~23 min on an earlier, smaller suite). PYTEST_WORKERS=0 runs
+# takes ~13 min (529 tests on a fresh clone; one process took ~23 min on an earlier, smaller suite). PYTEST_WORKERS=0 runs
 # everything in this process.
 PYTEST_WORKERS ?= 2
 test: setup

@@ -23,7 +23,8 @@ def test_list_is_newest_first_with_parameters_and_failure(notebook):
     # InputData was left empty: the file the run actually read is shown instead.
     assert runs[2]["parameters"]["InputData"] == notebook.env.vars["ABALONE_INPUT_DATA"]
     for run in runs:
-        assert run["start"] < run["end"]
+        # (Whole seconds: the failing run reuses every cached step and can end within one.)
+        assert run["start"] <= run["end"]
     json.dumps(runs)
 
 

@@ -170,9 +170,10 @@ def test_reads_do_not_grow_with_the_assets_history(
         with records_read(instance) as alone:
             first = model_package_lineage(instance, build_defs(), registry, 1)
 
-        # More history of every asset: another full run (version 2), then processing alone.
-        assert run_pipeline(instance).success
-        assert run_pipeline(instance, selection=PROCESSING).success
+        # More history of every asset: another full run (version 2), then processing alone,
+        # each computed (caching off), so each is new history rather than a reuse.
+        assert run_pipeline(instance, {"enable_caching": False}).success
+        assert run_pipeline(instance, {"enable_caching": False}, PROCESSING).success
         with records_read(instance) as later:
             again = model_package_lineage(instance, build_defs(), registry, 1)
         with records_read(instance) as newest:
