@@ -107,3 +107,15 @@ def test_bytes_from_many_threads_are_reported_as_a_rising_total() -> None:
     assert reported == list(range(3, 3 * 8000 + 1, 3))
     callback(-6)  # a retried part is handed back before it is sent again
     assert reported[-1] == 3 * 8000 - 6
+
+
+def test_the_artifact_store_reports_its_s3_transfers(tmp_path) -> None:
+    """The pipeline's S3 files report progress through the step's log (a ProgressReporter in
+    bytes, with the transfer's total)."""
+    from abalone_platform.defs.shared.progress import BYTES, ProgressReporter
+    from abalone_platform.defs.shared.resources import ArtifactStore
+
+    files = ArtifactStore(root=str(tmp_path)).s3_files()
+    reporter = files.transfer_progress("upload s3://bucket/key", 10 << 20)
+    assert isinstance(reporter, ProgressReporter)
+    assert reporter.unit == BYTES and reporter.total == 10 << 20

@@ -19,6 +19,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr, field_validator
 
 from abalone_platform.compute.cluster import SCHEDULER_VARIABLE, StepCluster
+from abalone_platform.defs.shared.progress import BYTES, ProgressReporter
 from abalone_platform.errors import BATCH_PARAMETER, InputDataError
 from abalone_platform.ml.instance_types import InstanceTypeError, instance_vcpus
 from abalone_platform.registry import (
@@ -265,6 +266,15 @@ def draws_figures(run: dg.DagsterRun | None) -> bool:
     return run.asset_selection is None or not FIGURE_ASSETS.isdisjoint(run.asset_selection)
 
 
+def _transfer_progress(what: str, total_bytes: int | None) -> ProgressReporter:
+    """Progress lines for a large S3 upload or download. There is no step context here:
+    get_dagster_logger()'s lines go to the running step's log (from boto3's threads too);
+    a transfer that ends within one interval writes nothing."""
+    return ProgressReporter(
+        dg.get_dagster_logger(), what, unit=BYTES, total=total_bytes, quiet_when_fast=True
+    )
+
+
 class ArtifactStore(dg.ConfigurableResource):
     """Immutable per-run artifacts (a local directory or an S3 prefix) and the local download
     cache for inputs and S3 artifacts."""
@@ -303,7 +313,7 @@ class ArtifactStore(dg.ConfigurableResource):
             start_renderer()
 
     def s3_files(self) -> S3Files:
-        return S3Files(self.s3.get_client())
+        return S3Files(self.s3.get_client(), transfer_progress=_transfer_progress)
 
     @property
     def store(self) -> LocalArtifactStore | S3ArtifactStore:
